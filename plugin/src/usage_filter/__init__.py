@@ -1,0 +1,1 @@
+"""gpustack-token-usage filter: latency statistics injected into OpenAI-compatible responses."""

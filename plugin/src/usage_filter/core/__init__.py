@@ -1,0 +1,1 @@
+"""The filter's logic: standard library only, no I/O, no ABI, no clock (time is passed in)."""
