@@ -16,6 +16,9 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("usage_filter.cli", "validate a plugin configuration (JSON) as the plugin would"),
     "replay": ("usage_filter.cli", "run the pure-Python filter core over a recorded response stream"),
+    "push": ("wasm_oci.cli", "push dist/plugin.wasm as an OCI image Higress can pull"),
+    "pull": ("wasm_oci.cli", "pull a plugin image and write the Wasm module the gateway would load"),
+    "verify-image": ("wasm_oci.cli", "check a pushed image against Higress's Wasm fetcher rules"),
 }
 
 
