@@ -6,7 +6,7 @@ HEAD/upload/GET, manifest HEAD/GET/PUT) with Basic and Bearer-token auth, and ma
 to one `RegistryError` subclass with a one-line message.
 
 Scheme: HTTPS, except loopback hosts (localhost, 127.0.0.0/8, ::1) which default to plain HTTP as
-Docker does; `plain_http=True/False` overrides.
+Docker does (unless `verify_tls=False` asks for TLS without verification); `plain_http` overrides.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ class RegistryClient:
     ) -> None:
         self._ref = reference
         self._credentials = credentials
-        use_http = _is_loopback(reference.host_without_port) if plain_http is None else plain_http
+        if plain_http is None:  # loopback speaks HTTP (as Docker assumes) unless TLS was asked for
+            plain_http = verify_tls and _is_loopback(reference.host_without_port)
+        use_http = plain_http
         self._base = f"{'http' if use_http else 'https'}://{reference.api_host}"
         self._verify_tls = verify_tls
         self._timeout_s = timeout_s
@@ -289,10 +291,10 @@ class RegistryClient:
 
 def _short(exc: Exception) -> str:
     text = str(exc)
-    # urllib3 wraps the root cause in long reprs; keep the innermost reason.
-    for marker in ("Failed to establish a new connection: ", "Failed to resolve "):
-        if marker in text:
-            return text.split(marker, 1)[1].rstrip(")'\"")
+    # urllib3 buries the root cause ("[Errno 111] Connection refused") in nested reprs.
+    errno = re.search(r"\[Errno -?\d+\] ([^)'\"]+)", text)
+    if errno:
+        return errno.group(1).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
