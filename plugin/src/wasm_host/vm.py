@@ -294,8 +294,13 @@ class Vm:
         self.plugin_config = raw
 
     def _last_error_suffix(self, mark: int = 0) -> str:
-        errors = [r.message for r in list(self.host.logs)[mark:] if r.level >= LogLevel.ERROR]
-        return f": {errors[-1]}" if errors else ""
+        # The plugin's own words: its last error line, else its last warning.
+        recent = list(self.host.logs)[mark:]
+        for level in (LogLevel.ERROR, LogLevel.WARN):
+            lines = [r.message for r in recent if r.level >= level]
+            if lines:
+                return f": {lines[-1]}"
+        return ""
 
     # --- calling the module ---------------------------------------------------------------
 
