@@ -319,10 +319,10 @@ def _expected_grants(watch: list[str], gateway: str, peering: bool) -> set[Grant
             namespaces = {gateway}
         elif cluster_wide:
             namespaces = {_ALL}
-        elif scope == "watched-and-gateway-namespaces":
-            namespaces = {*watch, gateway}
         else:
-            namespaces = set(watch)
+            # kopf watches every handled kind in one namespace set: the listed namespaces plus the
+            # gateway's (usage_operator.cli.run_operator), so both watch scopes cover the gateway too.
+            namespaces = {*watch, gateway}
         grants |= {(ns, group, resource, verb) for ns in namespaces for verb in verbs}
     return grants
 

@@ -74,3 +74,12 @@ app.kubernetes.io/part-of: gpustack-token-usage
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/* JSON list of the namespaces kopf watches in namespaced mode (listed + gateway); [] when cluster-wide. */}}
+{{- define "gpustack-token-usage-operator.kopfNamespaces" -}}
+{{- if .Values.operator.watchNamespaces }}
+{{- append .Values.operator.watchNamespaces .Values.operator.gatewayNamespace | uniq | sortAlpha | toJson }}
+{{- else }}
+{{- list | toJson }}
+{{- end }}
+{{- end }}
