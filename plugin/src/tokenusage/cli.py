@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "push": ("wasm_oci.cli", "push dist/plugin.wasm as an OCI image Higress can pull"),
     "pull": ("wasm_oci.cli", "pull a plugin image and write the Wasm module the gateway would load"),
     "verify-image": ("wasm_oci.cli", "check a pushed image against Higress's Wasm fetcher rules"),
+    "chart": ("usage_chart.cli", "lint, render, package or push the operator's Helm chart (real Helm)"),
     "render": ("usage_operator.cli", "print the Higress WasmPlugin a TokenUsagePolicy YAML becomes (no cluster)"),
     "operator": ("usage_operator.cli", "run the TokenUsagePolicy -> WasmPlugin operator (kopf)"),
 }
