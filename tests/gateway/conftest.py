@@ -1,0 +1,37 @@
+"""Gateway fixtures: the original Go build, the sample upstream, a running gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from usage_gateway.app import Gateway, RunningGateway, start_gateway
+from usage_gateway.sample_upstream import Pacing, RunningUpstream, start_sample_upstream
+from usage_gateway.upstream import AiohttpTransport
+from wasm_host import Vm
+from wasm_host.reference_build import fetch_go_build
+
+FAST = Pacing(first_token_delay_ms=30, inter_token_delay_ms=(1, 3))
+
+
+@pytest.fixture(scope="session")
+def go_build_wasm() -> Path:
+    return fetch_go_build()
+
+
+@pytest.fixture()
+async def sample_upstream() -> AsyncIterator[RunningUpstream]:
+    running = await start_sample_upstream(FAST)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture()
+async def go_gateway(go_build_wasm: Path, sample_upstream: RunningUpstream) -> AsyncIterator[RunningGateway]:
+    gateway = Gateway(vm=Vm(go_build_wasm, plugin_config="{}"), transport=AiohttpTransport(),
+                      upstream_url=sample_upstream.url)
+    running = await start_gateway(gateway)
+    yield running
+    await running.stop()
