@@ -148,7 +148,7 @@ class ProxyHost:
 
     def write(self, ptr: int, data: bytes) -> None:
         store, memory = self._mem()
-        if ptr + len(data) > memory.data_len(store) or (ptr == 0 and data):
+        if ptr + len(data) > memory.data_len(store):
             raise _MemoryFault(f"write {ptr}+{len(data)} outside memory")
         if data:
             memory.write(store, data, ptr)
