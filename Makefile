@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 # Debian packages the build, the tests and the demo need (installed once, skipped when present).
 APT_PACKAGES := clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc binaryen wabt patchelf \
-	docker-registry apache2-utils skopeo
+	docker-registry apache2-utils skopeo openssl
 
 .PHONY: setup system-deps venv build demo test lint bench clean
 

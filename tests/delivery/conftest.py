@@ -6,14 +6,19 @@ repository name, so tests do not see each other's tags.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +62,10 @@ def _require(binary: str, package: str) -> str:
     return path
 
 
-def _start_registry(workdir: Path, *, with_auth: bool) -> Iterator[RunningRegistry]:
+def _start_registry(workdir: Path, *, with_auth: bool, auth_block: str = "") -> Iterator[RunningRegistry]:
     binary = _require(REGISTRY_BINARY, "docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
-    auth_block = ""
-    if with_auth:
+    if with_auth and not auth_block:
         _require("htpasswd", "apache2-utils")
         htpasswd = subprocess.run(
             ["htpasswd", "-Bbn", REGISTRY_USER, REGISTRY_PASSWORD], check=True, capture_output=True, text=True
@@ -116,6 +120,95 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegist
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     yield from _start_registry(tmp_path_factory.mktemp("registry-auth"), with_auth=True)
+
+
+class _TokenServer:
+    """A Docker token service (the Bearer flow of Docker Hub, GHCR, Harbor) for docker-registry.
+
+    GET /token with Basic credentials -> a JWT (RS256, x5c header) granting the requested scope,
+    signed with a throwaway self-signed certificate that the registry trusts (rootcertbundle).
+    """
+
+    def __init__(self, workdir: Path, service: str, issuer: str) -> None:
+        _require("openssl", "openssl")
+        self.key, self.cert = workdir / "token.key", workdir / "token.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=token-issuer",
+             "-keyout", str(self.key), "-out", str(self.cert)],
+            check=True, capture_output=True,
+        )
+        der = subprocess.run(
+            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True, capture_output=True
+        ).stdout
+        self._x5c = base64.b64encode(der).decode()
+        self.service, self.issuer = service, issuer
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                server.requests += 1
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.token(query.get("scope", [])), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def token(self, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":", 2)
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "x5c": [self._x5c]}
+        claims = {"iss": self.issuer, "sub": REGISTRY_USER, "aud": self.service, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": f"t{now}{self.requests}", "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing_input.encode(),
+            check=True, capture_output=True,
+        ).stdout
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry that answers 401 with a Bearer challenge and trusts a local token service."""
+    workdir = tmp_path_factory.mktemp("registry-token")
+    tokens = _TokenServer(workdir, service="test-registry", issuer="test-issuer")
+    auth_block = (
+        "auth:\n  token:\n"
+        f"    realm: http://127.0.0.1:{tokens.port}/token\n"
+        "    service: test-registry\n    issuer: test-issuer\n"
+        f"    rootcertbundle: {tokens.cert}\n"
+    )
+    try:
+        yield from _start_registry(workdir, with_auth=True, auth_block=auth_block)
+    finally:
+        tokens.close()
 
 
 def _leb128(value: int) -> bytes:

@@ -170,3 +170,18 @@ def test_json_output(registry: RunningRegistry, cli: Cli, wasm_file: Path) -> No
     data = json.loads(result.stdout)
     assert data["status"] == "pushed"
     assert data["url"].endswith(data["digest"])
+
+
+def test_bearer_token_registry(token_registry: RunningRegistry, cli: Cli, wasm_file: Path, tmp_path: Path) -> None:
+    """The Docker token flow (Docker Hub, GHCR, Harbor): 401 + Bearer challenge -> token service -> JWT."""
+    ref = token_registry.repo("bearer") + ":1.0.0"
+    pushed = _ok(cli("push", ref, "--plugin", str(wasm_file), *token_registry.auth_args()))
+    assert pushed["status"] == "pushed"
+    out = tmp_path / "out.wasm"
+    _ok(cli("pull", ref, "-o", str(out), *token_registry.auth_args()))
+    assert out.read_bytes() == wasm_file.read_bytes()
+    _one_line_error(
+        cli("push", ref, "--plugin", str(wasm_file), "--username", str(token_registry.username), "--password", "nope"),
+        "authentication failed",
+    )
+    _one_line_error(cli("pull", ref, "-o", str(out)), "requires a login")

@@ -173,7 +173,8 @@ def plugin_spec_yaml(
             },
         },
     }
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True).encode()
+    text: str = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    return text.encode()
 
 
 def _image(config: Blob, layers: tuple[Blob, ...], annotations: dict[str, str]) -> Image:

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+_LOGIN_HINT = (
+    "pass --username/--password, set TOKENUSAGE_REGISTRY_USERNAME/PASSWORD, or add it to ~/.docker/config.json"
+)
 
 
 class RegistryError(Exception):
@@ -171,10 +174,7 @@ class RegistryClient:
         creds = self._credentials
         if scheme.lower() == "basic":
             if creds is None:
-                raise RegistryAuthError(
-                    f"{self._ref.registry} requires a login: pass --username/--password, set "
-                    "TOKENUSAGE_REGISTRY_USERNAME/PASSWORD, or add it to ~/.docker/config.json"
-                )
+                raise RegistryAuthError(f"{self._ref.registry} requires a login: {_LOGIN_HINT}")
             token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
             self._auth_header = f"Basic {token}"
             return
@@ -191,7 +191,11 @@ class RegistryClient:
         except requests.exceptions.RequestException as exc:
             raise RegistryUnreachableError(f"cannot reach token service {params['realm']}: {_short(exc)}") from exc
         if token_response.status_code in (401, 403):
-            raise RegistryAuthError(f"token service of {self._ref.registry} refused the credentials")
+            if creds is None:
+                raise RegistryAuthError(f"{self._ref.registry} requires a login: {_LOGIN_HINT}")
+            raise RegistryAuthError(
+                f"authentication failed at {self._ref.registry} for user {creds.username!r}: token service refused"
+            )
         if token_response.status_code != 200:
             raise RegistryAuthError(f"token service of {self._ref.registry} answered {token_response.status_code}")
         body = token_response.json()
