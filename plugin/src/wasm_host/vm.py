@@ -108,8 +108,22 @@ def _remove_files(paths: list[str]) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """One line for an operator. For a trap: its cause and the innermost frame, not the
+    'error while executing at wasm backtrace:' header wasmtime puts first."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == 1:
+        return lines[0]
+    cause = next((line for line in lines if line.startswith("wasm trap:")), None)
+    if cause is None and "Caused by:" in lines:
+        after = lines[lines.index("Caused by:") + 1 :]
+        cause = after[0] if after else None
+    frame = next((line for line in lines if line.startswith("0:")), None)
+    if cause is None:
+        return lines[0]
+    return f"{cause} (at {frame[2:].strip()})" if frame else cause
 
 
 @dataclass(frozen=True)
@@ -315,16 +329,20 @@ class Vm:
     def _call_raw(self, name: str, *args: int) -> int:
         func = self._exports[name]
         assert isinstance(func, wasmtime.Func)
+        mark = len(self.wasi_output)
         try:
             result = func(self.store, *args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise self._crash(name, exc) from exc
+            self._drain_wasi_output()
+            raise self._crash(name, exc, [t for s, t in list(self.wasi_output)[mark:] if s == "stderr"]) from exc
         finally:
             self._drain_wasi_output()
         return int(result) if result is not None else 0
 
-    def _crash(self, name: str, exc: BaseException) -> VmCrashed:
-        self.failure = VmCrashed(f"module trapped in {name}: {_first_line(exc)}")
+    def _crash(self, name: str, exc: BaseException, stderr_lines: list[str]) -> VmCrashed:
+        # What the module printed to stderr just before trapping usually says why.
+        said = f" (stderr: {stderr_lines[-1][:300]})" if stderr_lines else ""
+        self.failure = VmCrashed(f"module trapped in {name}: {_first_line(exc)}{said}")
         return self.failure
 
     def call(self, name: str, ctx: ContextState, *args: int, default: int = 0) -> int:
