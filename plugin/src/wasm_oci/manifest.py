@@ -139,8 +139,9 @@ def plugin_tar_gz(module_bytes: bytes) -> bytes:
         info.uname = info.gname = ""
         tar.addfile(info, io.BytesIO(module_bytes))
     gz_buf = io.BytesIO()
-    # filename="" keeps the (absent) name out of the header; mtime=0 keeps the clock out.
-    with gzip.GzipFile(filename="", fileobj=gz_buf, mode="wb", compresslevel=9, mtime=0) as gz:
+    # filename="" keeps the (absent) name out of the header; mtime=0 keeps the clock out. Level 6:
+    # level 9 takes 4.5x as long on the 17.5 MB module for 1% fewer bytes.
+    with gzip.GzipFile(filename="", fileobj=gz_buf, mode="wb", compresslevel=6, mtime=0) as gz:
         gz.write(tar_buf.getvalue())
     return gz_buf.getvalue()
 
