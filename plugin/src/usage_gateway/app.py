@@ -293,8 +293,6 @@ async def start_gateway(gateway: Gateway, host: str = "127.0.0.1", port: int = 0
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # aiohttp exposes the bound port only here
-    assert server is not None and server.sockets
-    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return RunningGateway(gateway, runner, f"http://{shown}:{bound_port}")

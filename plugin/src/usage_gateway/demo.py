@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from usage_gateway.app import Gateway, RunningGateway, start_gateway
 from usage_gateway.cli import StartError, load_config, load_vm
 from usage_gateway.sample_upstream import Pacing, RunningUpstream, start_sample_upstream
 from usage_gateway.upstream import AiohttpTransport
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
 
 DEFAULT_PLUGIN = Path("dist/plugin.wasm")
 STAT_FIELDS = ("time_to_first_token_ms", "time_per_output_token_ms", "tokens_per_second")
@@ -88,15 +91,17 @@ def _show_usage(usage: dict[str, Any] | None) -> str:
 async def _client_calls(base_url: str, result: DemoResult) -> None:
     import openai
 
-    messages = [{"role": "user", "content": "Why measure time to first token?"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Why measure time to first token?"}]
     async with openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="demo", max_retries=0) as client:
-        for title, extra in (
-            ("1. streaming chat, stream_options.include_usage = true", {"stream_options": {"include_usage": True}}),
-            ("2. streaming chat without stream_options", {}),
+        for title, options in (
+            ("1. streaming chat, stream_options.include_usage = true", {"include_usage": True}),
+            ("2. streaming chat without stream_options", None),
         ):
             print(f"\n{title}")
             started = time.monotonic()
-            stream = await client.chat.completions.create(model="sample-model", messages=messages, stream=True, **extra)
+            stream = await client.chat.completions.create(
+                model="sample-model", messages=messages, stream=True,
+                stream_options=cast("ChatCompletionStreamOptionsParam", options) if options else openai.omit)
             text, usage, chunks, first_ms = "", None, 0, None
             async for chunk in stream:
                 chunks += 1

@@ -157,7 +157,5 @@ async def start_sample_upstream(pacing: Pacing = Pacing(), host: str = "127.0.0.
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    bound_port = server.sockets[0].getsockname()[1]
+    bound_port = runner.addresses[0][1]
     return RunningUpstream(upstream, runner, f"http://{host}:{bound_port}")
