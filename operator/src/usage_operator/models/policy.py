@@ -14,7 +14,16 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from usage_filter.core.config import (
     FIELDS,
     HEADER_NAME_RE,
@@ -203,9 +212,9 @@ class PolicySpec(BaseModel):
         max_length=_SUFFIXES_MAX_ITEMS,
         json_schema_extra=_set_list(_SUFFIXES_MAX_ITEMS),
     )
-    ensure_stream_usage: bool | None = _plugin_field("ensureStreamUsage")
-    max_response_body_bytes: int | None = _plugin_field("maxResponseBodyBytes")
-    max_event_bytes: int | None = _plugin_field("maxEventBytes")
+    ensure_stream_usage: StrictBool | None = _plugin_field("ensureStreamUsage")
+    max_response_body_bytes: StrictInt | None = _plugin_field("maxResponseBodyBytes")
+    max_event_bytes: StrictInt | None = _plugin_field("maxEventBytes")
 
     # --- placement and loading (rendered into the WasmPlugin itself) ---
     plugin_image: ImageUrl | None = Field(
@@ -225,7 +234,7 @@ class PolicySpec(BaseModel):
         alias="imagePullSecret",
         description="Secret in the gateway namespace with registry credentials.",
     )
-    priority: int = Field(
+    priority: StrictInt = Field(
         default=DEFAULT_PRIORITY,
         ge=_INT32_MIN,
         le=_INT32_MAX,

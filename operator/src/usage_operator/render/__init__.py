@@ -108,6 +108,20 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _join_surrogates(value: Any) -> Any:
+    """`tojson` writes a character beyond U+FFFF as a JSON surrogate pair (\\ud83d\\ude00);
+    YAML reads each half as a character of its own. Join the halves again."""
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        return value
+    if isinstance(value, list):
+        return [_join_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_join_surrogates(k): _join_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def _match_rules(spec: PolicySpec) -> list[dict[str, Any]]:
     # One rule per kind of target: Higress matches a rule's ingress, domain and service lists
     # separately, and a rule with none of them is an error.
@@ -160,7 +174,7 @@ def render_wasm_plugin(
         "config": config,
     }
     text = _environment().get_template("wasmplugin.yaml.j2").render(**values)
-    body = yaml.safe_load(text)
+    body = _join_surrogates(yaml.safe_load(text))
     try:
         plugin = WasmPlugin.model_validate(body)
     except ValidationError as exc:

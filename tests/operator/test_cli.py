@@ -1,0 +1,43 @@
+"""`tokenusage render`: the README's command, run as users run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tokenusage(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenusage", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},  # no TOKENUSAGE_OPERATOR_* from the caller
+    )
+
+
+def test_render_example_matches_golden() -> None:
+    result = tokenusage("render", "examples/policy.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "tests/operator/golden/example.wasmplugin.yaml").read_text()
+
+
+def test_render_invalid_policy_names_the_field() -> None:
+    policy = "apiVersion: gateway.gpustack.ai/v1alpha1\nkind: TokenUsagePolicy\nmetadata: {name: p}\nspec: {realIPToHeader: Host}\n"
+    result = tokenusage("render", "-", stdin=policy)
+    assert result.returncode == 1
+    assert "spec.realIPToHeader" in result.stderr
+    assert result.stdout == ""
+
+
+def test_render_options_and_no_policy() -> None:
+    policy = "apiVersion: gateway.gpustack.ai/v1alpha1\nkind: TokenUsagePolicy\nmetadata: {name: p}\n"
+    result = tokenusage("render", "-", "--gateway-namespace", "gw", "--default-plugin-image", "oci://r/p:2", stdin=policy)
+    assert result.returncode == 0, result.stderr
+    assert "namespace: gw" in result.stdout and "url: oci://r/p:2" in result.stdout
+    assert tokenusage("render", "-", stdin="kind: ConfigMap\n").returncode == 2

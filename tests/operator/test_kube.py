@@ -1,0 +1,47 @@
+"""RBAC_RULES declares every API call KubeClient makes (the Helm chart is tested against it)."""
+
+from __future__ import annotations
+
+import inspect
+
+from usage_operator.kube import RBAC_RULES, KubeClient
+
+# KubeClient method -> (API group, resource, verb) it calls. A new method must be added here,
+# and its call to RBAC_RULES, or this test fails.
+CALLS = {
+    "get_wasm_plugin": ("extensions.higress.io", "wasmplugins", "get"),
+    "create_wasm_plugin": ("extensions.higress.io", "wasmplugins", "create"),
+    "replace_wasm_plugin": ("extensions.higress.io", "wasmplugins", "update"),
+    "delete_wasm_plugin": ("extensions.higress.io", "wasmplugins", "delete"),
+    "patch_policy_status": ("gateway.gpustack.ai", "tokenusagepolicies/status", "patch"),
+    "post_event": ("", "events", "create"),
+}
+# What kopf itself does with the handlers registered in usage_operator.handlers.
+KOPF_CALLS = [
+    ("gateway.gpustack.ai", "tokenusagepolicies", verb) for verb in ("list", "watch", "patch")
+] + [("extensions.higress.io", "wasmplugins", verb) for verb in ("list", "watch")]
+
+
+def _allowed(group: str, resource: str, verb: str) -> bool:
+    return any(
+        r.api_group == group and resource in r.resources and verb in r.verbs for r in RBAC_RULES
+    )
+
+
+def test_every_client_method_is_declared() -> None:
+    methods = {
+        name for name, _ in inspect.getmembers(KubeClient, inspect.isfunction) if not name.startswith("_")
+    }
+    assert methods == set(CALLS)
+    for call in [*CALLS.values(), *KOPF_CALLS]:
+        assert _allowed(*call), call
+
+
+def test_rules_grant_nothing_unused() -> None:
+    used = set(CALLS.values()) | set(KOPF_CALLS) | {("gateway.gpustack.ai", "tokenusagepolicies", "get"), ("gateway.gpustack.ai", "tokenusagepolicies/status", "get")}
+    for rule in RBAC_RULES:
+        if rule.only_with_peering:
+            continue
+        for resource in rule.resources:
+            for verb in rule.verbs:
+                assert (rule.api_group, resource, verb) in used, (rule, resource, verb)
