@@ -280,3 +280,28 @@ def wasm_factory() -> Callable[..., bytes]:
 def cli() -> Callable[..., CliResult]:
     """`cli(*args, env=...)` runs the real `tokenusage` command; returns CliResult."""
     return run_cli
+
+
+_GGCR_FETCH_SOURCE = Path(__file__).parent / "ggcr_fetch"
+
+
+@pytest.fixture(scope="session")
+def ggcr_fetch() -> Path:
+    """tests/delivery/ggcr_fetch built with Go (cached by source hash under ~/.cache)."""
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        pytest.fail("Go toolchain not found: go-containerregistry checks build tests/delivery/ggcr_fetch")
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((_GGCR_FETCH_SOURCE / name).read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpustack-token-usage"
+    binary = cache / f"ggcr-fetch-{digest.hexdigest()[:16]}"
+    if not binary.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = binary.with_suffix(".tmp")
+        subprocess.run(
+            [go, "build", "-o", str(tmp), "."], cwd=_GGCR_FETCH_SOURCE, check=True, timeout=900,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
+        tmp.rename(binary)
+    return binary
