@@ -15,6 +15,8 @@ from yarl import URL
 
 from usage_gateway.app import Gateway, RunningGateway, start_gateway
 from usage_gateway.sample_upstream import REPLY, RunningUpstream
+
+from .conftest import FAST
 from usage_gateway.upstream import AiohttpTransport, MockResponse, MockTransport, UpstreamRequest
 from wasm_host import Vm
 
@@ -26,8 +28,8 @@ def _client(gateway: RunningGateway) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
 
 
-async def test_stream_with_include_usage_gets_statistics(go_gateway: RunningGateway) -> None:
-    async with _client(go_gateway) as client:
+async def test_stream_with_include_usage_gets_statistics(module_gateway: RunningGateway) -> None:
+    async with _client(module_gateway) as client:
         stream = await client.chat.completions.create(
             model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
         text, usage = "", None
@@ -40,13 +42,13 @@ async def test_stream_with_include_usage_gets_statistics(go_gateway: RunningGate
     assert usage is not None and usage["completion_tokens"] > 1
     for name in STAT_FIELDS:
         assert isinstance(usage[name], (int, float)) and usage[name] >= 0, name
-    assert go_gateway.gateway.vm.live_contexts == 0
+    assert module_gateway.gateway.vm.live_contexts == 0
 
 
 async def test_stream_without_stream_options_still_gets_usage(
-    go_gateway: RunningGateway, sample_upstream: RunningUpstream
+    module_gateway: RunningGateway, sample_upstream: RunningUpstream
 ) -> None:
-    async with _client(go_gateway) as client:
+    async with _client(module_gateway) as client:
         stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
         usages = [c.usage.model_dump() for c in [c async for c in stream] if c.usage is not None]
     sent = sample_upstream.upstream.requests[-1]["body"]
@@ -54,8 +56,8 @@ async def test_stream_without_stream_options_still_gets_usage(
     assert len(usages) == 1 and all(name in usages[0] for name in STAT_FIELDS)
 
 
-async def test_non_streaming_and_embeddings_pass(go_gateway: RunningGateway) -> None:
-    async with _client(go_gateway) as client:
+async def test_non_streaming_and_embeddings_pass(module_gateway: RunningGateway) -> None:
+    async with _client(module_gateway) as client:
         chat = await client.chat.completions.create(model="m", messages=MESSAGES)
         embedding = await client.embeddings.create(model="e", input=["a b", "c"])
     assert chat.choices[0].message.content == REPLY and chat.usage is not None
@@ -178,3 +180,51 @@ async def test_request_reaches_upstream_as_the_module_rewrote_it(go_build_wasm: 
     sent = transport.requests[0]
     assert json.loads(sent.body)["stream_options"] == {"include_usage": True}
     assert "accept-encoding" not in {k for k, _ in sent.headers}
+
+
+async def test_time_to_first_token_counts_content_not_the_role_delta(our_gateway: RunningGateway) -> None:
+    # The sample upstream sends the role-only delta at once and the first content after
+    # first_token_delay_ms (a sleep: a lower bound, not a timing guess). The Go build fails
+    # this: it counts the first body callback (the role delta) as the first token.
+    async with _client(our_gateway) as client:
+        stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        usage = [c.usage.model_dump() for c in [c async for c in stream] if c.usage is not None][0]
+    assert usage["time_to_first_token_ms"] >= FAST.first_token_delay_ms
+
+
+async def test_our_module_adds_tokens_per_second_to_non_streaming_chat(our_gateway: RunningGateway) -> None:
+    async with _client(our_gateway) as client:
+        chat = await client.chat.completions.create(model="m", messages=MESSAGES)
+        embedding = await client.embeddings.create(model="e", input="x")
+    assert chat.usage is not None and chat.usage.model_dump()["tokens_per_second"] > 0
+    assert "tokens_per_second" not in embedding.usage.model_dump()
+
+
+async def test_tracked_stream_bytes_preserved_except_inside_usage(built_plugin_wasm: Path) -> None:
+    events = [
+        b": keep-alive comment\r\n\r\n",
+        b"event: message\r\nid: 1\r\ndata:{\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\r\n\r\n",
+        b'data: {"choices":[{"delta":{"content":"caf\xc3\xa9"}}]}\n\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}\n\n',
+        b"data:[DONE]\n\n",
+    ]
+    # Split the stream at awkward places: inside a CRLF, inside the usage JSON.
+    raw = b"".join(events)
+    cuts = [raw.index(b"\r\n") + 1, raw.index(b"usage") + 3, len(raw) - 3]
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    transport = MockTransport(lambda _r: MockResponse(200, [("content-type", "text/event-stream")], chunks))
+    running = await start_gateway(Gateway(vm=Vm(built_plugin_wasm, plugin_config="{}"), transport=transport,
+                                          upstream_url="http://upstream.invalid"))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(running.url + "/v1/chat/completions",
+                                    json={"model": "m", "stream": True, "stream_options": {"include_usage": True}}) as r:
+                received = await r.read()
+    finally:
+        await running.stop()
+    usage_at = raw.index(b'"total_tokens":2') + len(b'"total_tokens":2')
+    assert received.startswith(raw[:usage_at])
+    injected, rest = received[usage_at:].split(b"}", 1)
+    assert injected.startswith(b',"time_to_first_token_ms":')
+    assert all(name.encode() in injected for name in STAT_FIELDS)
+    assert b"}" + rest == raw[usage_at:]

@@ -1,4 +1,4 @@
-"""`tokenusage demo` runs end to end (here with the original Go build as the module)."""
+"""`tokenusage demo` runs end to end, with our build and with the original Go build."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from usage_gateway.demo import STAT_FIELDS, run_session
 from usage_gateway.sample_upstream import Pacing
 
 
-async def test_demo_session_shows_injected_statistics(go_build_wasm: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = await run_session(go_build_wasm, b"{}", Pacing(first_token_delay_ms=20, inter_token_delay_ms=(1, 2)))
+async def test_demo_session_shows_injected_statistics(
+    module_wasm: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await run_session(module_wasm[1], b"{}", Pacing(first_token_delay_ms=20, inter_token_delay_ms=(1, 2)))
     out = capsys.readouterr().out
     streamed = [call for title, call in result.calls.items() if "streaming chat" in title and "non" not in title]
     assert len(streamed) == 2
