@@ -63,9 +63,9 @@ def test_whole_and_one_decimal_values_print_without_padding(drive: Driver) -> No
         b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n',
         b'data: {"choices":[],"usage":{"completion_tokens":9}}\n\n',
     ]
-    ex = drive(None, Request(), Response(chunks, times_ns=[10 * MS, 30 * MS, 31 * MS]))
+    ex = drive(None, Request(), Response(chunks, times_ns=[60 * MS, 80 * MS, 81 * MS]))
     # span 20 ms, 8 steps: TPOT 2.5, TPS 400
-    assert b'"time_to_first_token_ms":10,"time_per_output_token_ms":2.5,"tokens_per_second":400}' in ex.forwarded[2]
+    assert b'"time_to_first_token_ms":60,"time_per_output_token_ms":2.5,"tokens_per_second":400}' in ex.forwarded[2]
 
 
 # -- field cases ----------------------------------------------------------------------------
