@@ -95,7 +95,7 @@ class Gateway:
         if self.vm.failure is not None:
             return _plain(503, *json_error(503, "plugin_failed", f"the plugin VM is down: {self.vm.failure}"))
         stream = HttpStream(self.vm, source_address=_peer(request), destination_address=_local(request),
-                            properties=self.stream_properties)
+                            properties=self.stream_properties, keep_records=False)
         self.stats.active_streams += 1
         exchange = _Exchange(self, request, stream)
         try:

@@ -93,8 +93,11 @@ class HttpStream:
         source_address: str | None = "127.0.0.1:40000",
         destination_address: str | None = None,
         properties: Mapping[str, PropertyValue] | None = None,
+        keep_records: bool = True,
     ) -> None:
+        # keep_records=False (the gateway) keeps no per-callback copies of buffers and steps.
         self.vm = vm
+        self.keep_records = keep_records
         self.records: list[CallbackRecord] = []
         self.steps: list[Step] = []
         self.request = Direction("request", MapType.REQUEST_HEADERS, MapType.REQUEST_TRAILERS,
@@ -193,11 +196,12 @@ class HttpStream:
             raise StreamClosed(f"{direction.name} already ended")
 
     def _invoke(self, callback: str, *args: int, buffer: bytearray | None = None) -> int:
-        before = bytes(buffer) if buffer is not None else None
+        before = bytes(buffer) if buffer is not None and self.keep_records else None
         self.ctx.continue_requests.clear()
         action = self.vm.call(callback, self.ctx, self.ctx.context_id, *args)
-        after = bytes(buffer) if buffer is not None else None
-        self.records.append(CallbackRecord(callback, args, action, before, after))
+        if self.keep_records:
+            after = bytes(buffer) if buffer is not None else None
+            self.records.append(CallbackRecord(callback, args, action, before, after))
         if self.ctx.local_response is not None and self.local_response is None:
             self.local_response = self.ctx.local_response
         return action
@@ -284,7 +288,8 @@ class HttpStream:
             direction.headers_held = False
         body = bytes(direction.held_body)
         direction.held_body.clear()
-        direction.sent_body += body
+        if self.keep_records:
+            direction.sent_body += body
         trailers = None
         if end_of_stream:
             direction.ended = True
@@ -296,5 +301,6 @@ class HttpStream:
                                end_of_stream=end_of_stream))
 
     def _emit(self, step: Step) -> Step:
-        self.steps.append(step)
+        if self.keep_records:
+            self.steps.append(step)
         return step

@@ -288,3 +288,15 @@ def test_invalid_pointer_is_an_invalid_memory_access_status_not_a_trap() -> None
     with HttpStream(vm) as stream:
         stream.on_request_headers([(":path", "/")], end_of_stream=True)
     assert _infos(vm) == [str(int(Status.INVALID_MEMORY_ACCESS))]
+
+
+def test_trailers_release_the_held_body_with_them() -> None:
+    vm = Vm(proxy_module(response_body="i32.const 1"))
+    with HttpStream(vm) as stream:
+        _response(stream)
+        stream.on_response_headers([(":status", "200")])
+        held = stream.on_response_body(b"abc", False)
+        last = stream.on_response_trailers([("grpc-status", "0")])
+    assert held.body == b"" and held.headers is None
+    assert last.headers is None and last.body == b"abc"  # headers went out with Continue
+    assert last.trailers == [("grpc-status", "0")] and last.end_of_stream
