@@ -42,3 +42,13 @@ def test_config_refused_by_the_plugin(capsys: pytest.CaptureFixture[str], go_bui
 def test_bad_listen_address(capsys: pytest.CaptureFixture[str], go_build_wasm: Path) -> None:
     code, err = _run(capsys, "--plugin", str(go_build_wasm), "--upstream", "http://127.0.0.1:9", "--listen", "nope")
     assert code == 2 and len(err) == 1 and "HOST:PORT" in err[0]
+
+
+def test_config_must_be_an_object(capsys: pytest.CaptureFixture[str], go_build_wasm: Path) -> None:
+    code, err = _run(capsys, "--plugin", str(go_build_wasm), "--config", "[1]", "--upstream", "http://127.0.0.1:9")
+    assert code == 2 and len(err) == 1 and "must be a JSON object" in err[0]
+
+
+def test_config_neither_file_nor_json(capsys: pytest.CaptureFixture[str], go_build_wasm: Path) -> None:
+    code, err = _run(capsys, "--plugin", str(go_build_wasm), "--config", "no-such.json", "--upstream", "http://127.0.0.1:9")
+    assert code == 2 and len(err) == 1 and "neither a readable file nor inline JSON" in err[0]

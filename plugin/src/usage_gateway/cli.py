@@ -32,15 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(value: str) -> bytes:
-    """Inline JSON or a path to a JSON file; must be a JSON object."""
-    text = value.strip()
-    if text.startswith("{"):
-        raw, origin = text.encode(), "inline config"
-    else:
-        path = Path(value)
-        if not path.is_file():
-            raise StartError(f"config {value!r} is neither inline JSON nor a readable file")
+    """A path to a JSON file, or inline JSON; either way it must hold a JSON object."""
+    path = Path(value)
+    if path.is_file():
         raw, origin = path.read_bytes(), str(path)
+    elif value.lstrip().startswith(("{", "[", '"')) or value.strip() in ("null", "true", "false"):
+        raw, origin = value.encode(), "inline config"
+    else:
+        raise StartError(f"config {value!r} is neither a readable file nor inline JSON")
     try:
         parsed = json.loads(raw) if raw.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
