@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ def _require(binary: str, package: str) -> str:
     return path
 
 
-def _start_registry(workdir: Path, *, with_auth: bool, auth_block: str = "") -> Iterator[RunningRegistry]:
+def _start_registry(
+    workdir: Path, *, with_auth: bool, auth_block: str = "", tls: tuple[Path, Path] | None = None
+) -> Iterator[RunningRegistry]:
     binary = _require(REGISTRY_BINARY, "docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     if with_auth and not auth_block:
@@ -78,6 +81,7 @@ def _start_registry(workdir: Path, *, with_auth: bool, auth_block: str = "") -> 
         "log:\n  level: info\n"
         f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
+        + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
         + auth_block
     )
     log_path = workdir / "registry.log"
@@ -89,7 +93,10 @@ def _start_registry(workdir: Path, *, with_auth: bool, auth_block: str = "") -> 
             if proc.poll() is not None:
                 pytest.fail(f"docker-registry exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
             try:
-                status = requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code
+                scheme = "https" if tls else "http"
+                with warnings.catch_warnings():  # the self-signed test certificate is not verified here
+                    warnings.simplefilter("ignore")
+                    status = requests.get(f"{scheme}://127.0.0.1:{port}/v2/", timeout=1, verify=False).status_code
                 if status in (200, 401):
                     break
             except requests.ConnectionError:
@@ -305,3 +312,17 @@ def ggcr_fetch() -> Path:
         )
         tmp.rename(binary)
     return binary
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """An HTTPS registry with a self-signed certificate for 127.0.0.1 (no auth)."""
+    _require("openssl", "openssl")
+    workdir = tmp_path_factory.mktemp("registry-tls")
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    yield from _start_registry(workdir, with_auth=False, tls=(cert, key))

@@ -185,3 +185,15 @@ def test_bearer_token_registry(token_registry: RunningRegistry, cli: Cli, wasm_f
         "authentication failed",
     )
     _one_line_error(cli("pull", ref, "-o", str(out)), "requires a login")
+
+
+def test_https_registry_with_a_self_signed_certificate(
+    tls_registry: RunningRegistry, cli: Cli, wasm_file: Path, tmp_path: Path
+) -> None:
+    ref = tls_registry.repo("tls") + ":1"
+    # Loopback defaults to plain HTTP: the error says the registry speaks HTTPS and what to pass.
+    _one_line_error(cli("push", ref, "--plugin", str(wasm_file)), "speaks HTTPS", "--insecure")
+    pushed = _ok(cli("push", ref, "--plugin", str(wasm_file), "--insecure"))
+    out = tmp_path / "tls.wasm"
+    _ok(cli("pull", pushed["url"], "-o", str(out), "--insecure"))
+    assert out.read_bytes() == wasm_file.read_bytes()

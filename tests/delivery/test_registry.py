@@ -101,3 +101,13 @@ def test_tls_to_a_plain_http_registry_is_a_clear_error(registry: RunningRegistry
         RegistryUnreachableError, match="--plain-http"
     ):
         client.ping()
+
+
+def test_verified_tls_to_a_self_signed_registry_is_a_clear_error(tls_registry: RunningRegistry) -> None:
+    ref = Reference.parse(tls_registry.repo("verify-tls") + ":1")
+    with RegistryClient(ref, plain_http=False, timeout_s=5) as client, pytest.raises(
+        RegistryUnreachableError, match="TLS to .* failed .*--insecure"
+    ):
+        client.ping()
+    with RegistryClient(ref, plain_http=False, verify_tls=False, timeout_s=5) as client:
+        client.ping()

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from wasm_oci.credentials import Credentials
 from wasm_oci.manifest import (
@@ -120,6 +121,8 @@ class RegistryClient:
         use_http = plain_http
         self._base = f"{'http' if use_http else 'https'}://{reference.api_host}"
         self._verify_tls = verify_tls
+        if not verify_tls:  # asked for explicitly (--insecure): no warning per request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._timeout_s = timeout_s
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "tokenusage-wasm-oci"
@@ -210,8 +213,11 @@ class RegistryClient:
         """GET /v2/: proves the host is a registry and the credentials work (when it asks for them)."""
         response = self._request("GET", "/v2/")
         if response.status_code != 200:
+            hint = ""
+            if self._base.startswith("http://") and "HTTPS" in response.text:
+                hint = "; it speaks HTTPS: use --insecure for a self-signed certificate (loopback defaults to HTTP)"
             raise RegistryError(
-                f"{self._base} does not answer as an OCI registry (GET /v2/ -> {response.status_code})"
+                f"{self._base} does not answer as an OCI registry (GET /v2/ -> {response.status_code}){hint}"
             )
 
     def head_manifest(self, reference: str) -> str | None:
