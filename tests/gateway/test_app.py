@@ -228,3 +228,21 @@ async def test_tracked_stream_bytes_preserved_except_inside_usage(built_plugin_w
     assert injected.startswith(b',"time_to_first_token_ms":')
     assert all(name.encode() in injected for name in STAT_FIELDS)
     assert b"}" + rest == raw[usage_at:]
+
+
+async def test_concurrent_streams_share_one_vm_and_each_get_their_usage(module_gateway: RunningGateway) -> None:
+    async def one(client: openai.AsyncOpenAI) -> tuple[str, dict[str, object]]:
+        stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        text, usage = "", {}
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+            if chunk.usage is not None:
+                usage = chunk.usage.model_dump()
+        return text, usage
+
+    async with _client(module_gateway) as client:
+        results = await asyncio.gather(*(one(client) for _ in range(6)))
+    assert all(text == REPLY for text, _ in results)
+    assert all(all(name in usage for name in STAT_FIELDS) for _, usage in results)
+    assert module_gateway.gateway.vm.live_contexts == 0
