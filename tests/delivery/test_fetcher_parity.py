@@ -22,6 +22,7 @@ from wasm_oci.extract import ImageFormatError, extract_module
 from wasm_oci.manifest import (
     MEDIA_TYPE_DOCKER_LAYER_TAR_GZIP,
     MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_LAYER_TAR_GZIP,
     MEDIA_TYPE_WASM_CONTENT,
     Blob,
@@ -132,3 +133,31 @@ def test_both_readers_accept_and_refuse_the_same_images(
     else:
         with pytest.raises(ImageFormatError):
             _ours(registry, ref)
+
+
+def test_an_image_index_resolves_to_linux_amd64_in_both_readers(
+    registry: RunningRegistry, ggcr_fetch: Path, wasm_factory: Callable[..., bytes]
+) -> None:
+    amd64, arm64 = wasm_factory("index-amd64"), wasm_factory("index-arm64")
+    images = {arch: build_image(module, compat=False, version="1") for arch, module in (("amd64", amd64), ("arm64", arm64))}
+    # Both images pushed by digest, then an index naming them, in one repository.
+    ref = Reference.parse(registry.repo("index") + ":multi")
+    index = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_OCI_INDEX,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": images[arch].digest,
+             "size": len(images[arch].manifest_bytes), "platform": {"os": "linux", "architecture": arch}}
+            for arch in ("arm64", "amd64")
+        ],
+    }
+    with RegistryClient(ref) as client:
+        for image in images.values():
+            push_image(client, Reference(ref.registry, ref.repository, None, image.digest), image)
+        index_bytes = json.dumps(index).encode()
+        empty = Blob("application/vnd.oci.empty.v1+json", b"{}")
+        client.put_manifest("multi", Image(empty, (), index_bytes, MEDIA_TYPE_OCI_INDEX))
+    go = _ggcr(ggcr_fetch, str(ref))
+    assert go.returncode == 0, go.stderr
+    assert json.loads(go.stdout)["module_sha256"] == hashlib.sha256(amd64).hexdigest()
+    assert _ours(registry, ref) == amd64
