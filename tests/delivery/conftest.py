@@ -307,7 +307,7 @@ def ggcr_fetch() -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = binary.with_suffix(".tmp")
         subprocess.run(
-            [go, "build", "-o", str(tmp), "."], cwd=_GGCR_FETCH_SOURCE, check=True, timeout=900,
+            [go, "build", "-buildvcs=false", "-trimpath", "-o", str(tmp), "."], cwd=_GGCR_FETCH_SOURCE, check=True, timeout=900,
             env={**os.environ, "CGO_ENABLED": "0"},
         )
         tmp.rename(binary)
