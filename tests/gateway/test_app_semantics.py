@@ -3,11 +3,13 @@ a crashing module, and byte-exact streaming through a module that holds and rele
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 
 from tests.plugin.host.wat_modules import PAUSE_UNTIL_END, proxy_module
 from usage_gateway.app import Gateway, RunningGateway, start_gateway
-from usage_gateway.upstream import MockResponse, MockTransport
+from usage_gateway.upstream import MockResponse, MockTransport, UpstreamError
 from wasm_host import Vm
 from wasm_host.state import encode_pairs
 
@@ -109,3 +111,54 @@ async def test_module_that_buffers_the_whole_body_gets_an_exact_content_length()
         await running.stop()
     assert body == b"".join(chunks)
     assert length is None or int(length) == len(body)
+
+
+async def test_request_body_over_the_cap_is_413_without_calling_the_upstream() -> None:
+    transport = MockTransport(_ok)
+    gateway = Gateway(vm=Vm(proxy_module()), transport=transport, upstream_url="http://upstream.invalid",
+                      max_request_body_bytes=1000)
+    running = await start_gateway(gateway)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(running.url + "/v1/chat/completions", data=b"x" * 5000) as response:
+                status, payload = response.status, await response.json()
+    finally:
+        await running.stop()
+    assert status == 413 and payload["error"]["type"] == "request_too_large"
+    assert transport.requests == [] and gateway.vm.live_contexts == 0
+
+
+class _BreaksOff(MockResponse):
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield b"first "
+        raise UpstreamError("connection reset by upstream")
+
+
+async def test_upstream_breaking_off_while_headers_are_held_is_502() -> None:
+    # The module holds headers and body to the end, so nothing reached the client yet.
+    wasm = proxy_module(response_headers="i32.const 1", response_body=PAUSE_UNTIL_END)
+    running = await _start(wasm, MockTransport(lambda _r: _BreaksOff(200, [("content-type", "text/plain")])))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(running.url + "/x") as response:
+                status, payload = response.status, await response.json()
+    finally:
+        await running.stop()
+    assert status == 502 and payload["error"]["type"] == "upstream_broke_off"
+    assert running.gateway.vm.live_contexts == 0
+
+
+async def test_upstream_breaking_off_after_the_response_started_cuts_the_client_off() -> None:
+    running = await _start(proxy_module(), MockTransport(lambda _r: _BreaksOff(200, [("content-type", "text/plain")])))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(running.url + "/x") as response:
+                try:
+                    await response.read()
+                    completed = True
+                except aiohttp.ClientPayloadError:
+                    completed = False
+    finally:
+        await running.stop()
+    assert not completed
+    assert running.gateway.vm.live_contexts == 0

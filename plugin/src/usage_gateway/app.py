@@ -106,6 +106,13 @@ class Gateway:
             if exchange.client_response is None:
                 return _plain(500, *json_error(500, "plugin_failed", str(exc)))
             raise
+        except UpstreamError as exc:
+            # The upstream broke off mid-response.
+            self.stats.upstream_errors += 1
+            _log.warning("upstream %s broke off: %s", self.upstream_url, exc)
+            if exchange.client_response is None:
+                return _plain(502, *json_error(502, "upstream_broke_off", str(exc)))
+            raise ConnectionResetError("upstream broke off after the response started") from exc
         except (ConnectionResetError, asyncio.CancelledError):
             self.stats.client_disconnects += 1
             raise
