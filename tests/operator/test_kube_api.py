@@ -22,7 +22,7 @@ import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client, config, watch
 
-from tests.operator.kube_api import KUBECTL, KubeApiServer, kopf_connection_info
+from tests.operator.kube_api import TEST_CRDS_DIR, KUBECTL, KubeApiServer, crd_files, kopf_connection_info
 
 GROUP, VERSION, PLURAL = "extensions.higress.io", "v1alpha1", "wasmplugins"
 
@@ -284,8 +284,50 @@ def test_kopf_operator_sees_a_created_object(kube_api: KubeApiServer, kube_names
     assert "Seen" in {e["reason"] for e in events["items"]}
 
 
-def _kopf_done(kube_api: KubeApiServer, namespace: str) -> bool:
-    result = kube_api.kubectl("get", "wasmplugin", "kopf-demo", "-n", namespace, "-o", "json", check=False)
+def test_kopf_carries_on_after_an_api_server_restart(kube_api_private: KubeApiServer) -> None:
+    server = kube_api_private
+    server.kubectl("create", "namespace", "ops")
+    registry = kopf.OperatorRegistry()
+    created: list[str] = []
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf_connection_info(server.kubeconfig)
+
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="on_create", registry=registry)
+    def on_create(name: str, **_: Any) -> dict[str, str]:
+        created.append(name)
+        return {"seen": "yes"}
+
+    with KopfRunner(["run", "--standalone", "--all-namespaces"], registry=registry, timeout=90) as runner:
+        server.apply(wasmplugin("before", "ops"))
+        _wait_until(lambda: _kopf_done(server, "ops", "before"), timeout_s=30)
+        server.restart()
+        server.apply(wasmplugin("after", "ops"))
+        _wait_until(lambda: _kopf_done(server, "ops", "after"), timeout_s=60)
+    assert runner.exception is None
+    assert created == ["before", "after"]
+
+
+def _wait_until(condition: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.2)
+
+
+def test_every_crd_file_is_installed(kube_api: KubeApiServer) -> None:
+    files = crd_files()
+    assert any(path.parent.name == "crds" and path.parent.parent == TEST_CRDS_DIR.parent for path in files)
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                plural, group = doc["spec"]["names"]["plural"], doc["spec"]["group"]
+                result = kube_api.kubectl("get", f"{plural}.{group}", "-A", check=False)
+                assert result.returncode == 0, (path, result.stderr)
+
+
+def _kopf_done(kube_api: KubeApiServer, namespace: str, name: str = "kopf-demo") -> bool:
+    result = kube_api.kubectl("get", "wasmplugin", name, "-n", namespace, "-o", "json", check=False)
     if result.returncode != 0:
         return False
     status = json.loads(result.stdout).get("status", {})

@@ -19,7 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 	discoveryendpoint "k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/util/notfoundhandler"
 )
+
+var notFound = notfoundhandler.New(apiserver.Codecs, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
 
 // apisHandler is handed to the apiextensions server as its delegate: it sees /apis and every
 // request no CRD matched.
@@ -32,7 +36,9 @@ type apisHandler struct {
 
 func (h *apisHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if h.server == nil || (req.URL.Path != "/apis" && req.URL.Path != "/apis/") {
-		http.NotFound(w, req)
+		// As kube-apiserver does: 503 + Retry-After until the CRD informer has synced (a 404
+		// then would tell kopf or a client that a served resource does not exist), 404 after.
+		notFound.ServeHTTP(w, req)
 		return
 	}
 	h.once.Do(func() {

@@ -155,6 +155,9 @@ func run(ctx context.Context, dataDir string, port int, kubeconfigPath string, n
 		return fmt.Errorf("apiextensions server: %w", err)
 	}
 	apis.server = server
+	// Open watches would hold a clean shutdown for the request timeout (60 s); tests restart
+	// this server often, and clients reconnect anyway.
+	server.GenericAPIServer.ShutdownTimeout = time.Second
 	if err := installCoreV1(server.GenericAPIServer, *o.RecommendedOptions.Etcd); err != nil {
 		return fmt.Errorf("core/v1: %w", err)
 	}
