@@ -52,3 +52,40 @@ def test_config_must_be_an_object(capsys: pytest.CaptureFixture[str], go_build_w
 def test_config_neither_file_nor_json(capsys: pytest.CaptureFixture[str], go_build_wasm: Path) -> None:
     code, err = _run(capsys, "--plugin", str(go_build_wasm), "--config", "no-such.json", "--upstream", "http://127.0.0.1:9")
     assert code == 2 and len(err) == 1 and "neither a readable file nor inline JSON" in err[0]
+
+
+def test_gateway_process_serves_and_stops_cleanly_on_sigterm(go_build_wasm: Path) -> None:
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:  # a port nobody listens on: the upstream is unreachable
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenusage", "gateway", "--plugin", str(go_build_wasm), "--config", "{}",
+         "--upstream", f"http://127.0.0.1:{dead_port}", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("gateway listening on http://127.0.0.1:"), banner
+        url = banner.split()[3]
+        request = urllib.request.Request(url + "/v1/chat/completions", data=b'{"model":"m"}',
+                                         headers={"content-type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=20)
+            raise AssertionError("expected a 502")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 502
+            assert json.loads(exc.read())["error"]["type"] == "upstream_unreachable"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
