@@ -13,12 +13,16 @@ work against it through the kubeconfig only.
 
 Fixtures (tests/operator/conftest.py; tests under tests/operator/ get them automatically):
 
-``kube_api`` (session) -> :class:`KubeApiServer`
-    Started once per test session, with every CRD installed (``crds/*.yaml`` plus the test
-    stand-ins in ``operator/testing/crds/``, e.g. Higress's WasmPlugin) and
-    ``$KUBECONFIG`` pointing at it for the session. Shared: use your own namespace.
+``kube_api`` -> :class:`KubeApiServer`
+    The session's shared server: started once per test session, with every CRD installed
+    (``crds/*.yaml`` plus the test stand-ins in ``operator/testing/crds/``, e.g. Higress's
+    WasmPlugin) and ``$KUBECONFIG`` pointing at it for the session; started again before a
+    test if an earlier one left it stopped. Shared: use your own namespace.
     ``kube_api.restart()`` restarts it mid-test (same data dir, port, token: data, URL and
-    kubeconfig stay valid; watches break and clients reconnect, as after a real restart).
+    kubeconfig stay valid; watches break and clients reconnect, as after a real restart;
+    while it starts, requests get 503/429 with Retry-After, never a 404 for a served CRD).
+``kube_api_session`` (session) -> :class:`KubeApiServer`
+    The same object, for session-scoped fixtures (it is not restarted for you).
 ``kube_namespace`` (function) -> str
     A fresh namespace on ``kube_api`` (``t-<random>``), deleted afterwards.
 ``kube_api_private`` (function) -> :class:`KubeApiServer`
@@ -133,7 +137,8 @@ def build_binary(*, quiet: bool = True) -> Path:
             f"-X k8s.io/component-base/version.gitMajor={major}",
             f"-X k8s.io/component-base/version.gitMinor={minor}",
         ])
-        env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+        goflags = f"{os.environ.get('GOFLAGS', '')} -mod=mod -buildvcs=false".strip()
+        env = {**os.environ, "GOFLAGS": goflags, "CGO_ENABLED": "0"}
         partial = target_dir / f"{BINARY_NAME}.partial"
         if not quiet:
             print(f"building the test API server ({SOURCE_DIR}) -> {binary}", file=sys.stderr)
