@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -90,14 +91,16 @@ class ProxyHost:
         self.queue_names: dict[bytes, int] = {}
         self.metrics: dict[int, tuple[MetricType, bytes, int]] = {}
         self.unimplemented_calls: list[str] = []
-        self._store: wasmtime.Store | None = None
+        # Weak: wasmtime-py keeps host functions (and so this object) alive for as long as
+        # the store lives; a strong reference back would keep every store alive forever.
+        self._store_ref: weakref.ReferenceType[wasmtime.Store] | None = None
         self._memory: wasmtime.Memory | None = None
         self._alloc: wasmtime.Func | None = None
 
     # --- wiring -------------------------------------------------------------------------
 
     def bind(self, store: wasmtime.Store, memory: wasmtime.Memory, alloc: wasmtime.Func) -> None:
-        self._store, self._memory, self._alloc = store, memory, alloc
+        self._store_ref, self._memory, self._alloc = weakref.ref(store), memory, alloc
 
     def provides(self, name: str) -> bool:
         return name in _UNIMPLEMENTED_IMPORTS or callable(getattr(self, name, None)) and name.startswith("proxy_")
@@ -134,9 +137,10 @@ class ProxyHost:
     # --- memory -------------------------------------------------------------------------
 
     def _mem(self) -> tuple[wasmtime.Store, wasmtime.Memory]:
-        if self._store is None or self._memory is None:
+        store = self._store_ref() if self._store_ref is not None else None
+        if store is None or self._memory is None:
             raise _MemoryFault("memory not bound yet")
-        return self._store, self._memory
+        return store, self._memory
 
     def read(self, ptr: int, size: int) -> bytes:
         store, memory = self._mem()

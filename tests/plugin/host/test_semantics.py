@@ -300,3 +300,17 @@ def test_trailers_release_the_held_body_with_them() -> None:
     assert held.body == b"" and held.headers is None
     assert last.headers is None and last.body == b"abc"  # headers went out with Continue
     assert last.trailers == [("grpc-status", "0")] and last.end_of_stream
+
+
+def test_a_dropped_vm_frees_its_store() -> None:
+    # Host functions live as long as their store; they must not keep the store alive in turn.
+    import gc
+    import weakref
+
+    vm = Vm(proxy_module())
+    with HttpStream(vm) as stream:
+        _response(stream)
+    store = weakref.ref(vm.store)
+    del vm, stream
+    gc.collect()
+    assert store() is None
