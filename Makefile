@@ -32,6 +32,8 @@ build: setup
 
 demo: build
 	$(BIN)/tokenusage demo
+	@echo; echo "== examples/policy.yaml rendered to a Higress WasmPlugin (tokenusage render) =="
+	$(BIN)/tokenusage render examples/policy.yaml
 
 test: setup
 	$(BIN)/pytest -q
