@@ -312,3 +312,15 @@ def test_policies_metric_counts_states() -> None:
     assert REGISTRY.get_sample_value("tokenusage_operator_policies", {"state": "Applied"}) == 1
     assert REGISTRY.get_sample_value("tokenusage_operator_policies", {"state": "Conflict"}) == 1
     assert REGISTRY.get_sample_value("tokenusage_operator_policies", {"state": "InvalidConfig"}) == 1
+
+
+def test_resync_reads_the_live_object_when_the_index_is_stale() -> None:
+    c = Cluster()
+    c.apply("team", "p", {})
+    c.reconcile("team", "p")
+    stale = c.world()  # the index still holds the WasmPlugin ...
+    c.kube.plugins.clear()  # ... whose deletion event was lost
+    c.reconciler.reconcile(("team", "p"), stale, "resync")
+    assert c.plugin("team", "p") is None  # the index is trusted on ordinary events
+    c.reconciler.reconcile(("team", "p"), stale, "resync", verify_live=True)
+    assert c.plugin("team", "p") is not None

@@ -63,10 +63,13 @@ def _in_gateway_namespace(namespace: str | None, **_: Any) -> bool:
     return namespace == _State.settings.gateway_namespace
 
 
-# Every policy is compared with what is live this often, even without events: repairs drift
-# whose watch event was handled while the API server was unreachable. Costs no API call when
-# nothing differs (the comparison uses the indices).
-RESYNC_SECONDS = 300.0
+# Every policy is compared with what is live this often, even without events (see
+# OperatorSettings.resync_seconds). kopf fixes timer intervals when handlers are registered,
+# so this one setting is read from the environment at import.
+RESYNC_SECONDS = OperatorSettings().resync_seconds
+# Delay before kopf retries a handler that raised something unexpected (a bug, not an API
+# error: those carry their own exponential delay).
+_UNEXPECTED_ERROR_BACKOFF_S = 10.0
 
 
 def _backoff_seconds(retry: int) -> float:
@@ -160,9 +163,9 @@ def _raise_for(outcome: Outcome | None, retry: int) -> None:
 # --- policies ---
 
 
-@kopf.on.resume(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
-@kopf.on.create(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
-@kopf.on.update(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
+@kopf.on.resume(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
+@kopf.on.create(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
+@kopf.on.update(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
 def reconcile_policy(
     namespace: str,
     name: str,
@@ -184,7 +187,7 @@ def reconcile_policy(
     _raise_for(outcome, retry)
 
 
-@kopf.on.delete(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
+@kopf.on.delete(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
 def delete_policy(
     namespace: str,
     name: str,
@@ -217,7 +220,7 @@ def resync_policy(
 ) -> None:
     try:
         outcome = _reconciler().reconcile(
-            (namespace, name), _world(policy_index, wasm_index), trigger="resync"
+            (namespace, name), _world(policy_index, wasm_index), trigger="resync", verify_live=True
         )
     except KubeError as exc:
         _log.warning("resync of %s/%s failed: %s", namespace, name, exc)

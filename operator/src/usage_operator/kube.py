@@ -268,20 +268,15 @@ class KubeClient:
         """JSON merge patch of the status subresource (`None` values delete keys)."""
         self._on_write(f"{POLICY_PLURAL}/status", "patch")
         try:
-            self._custom.api_client.call_api(
-                f"/apis/{POLICY_GROUP}/{POLICY_VERSION}/namespaces/{{namespace}}/"
-                f"{POLICY_PLURAL}/{{name}}/status",
-                "PATCH",
-                path_params={"namespace": namespace, "name": name},
-                header_params={
-                    "Content-Type": "application/merge-patch+json",
-                    "Accept": "application/json",
-                },
-                body={"status": patch},
-                auth_settings=["BearerToken"],
-                response_type="object",
+            self._custom.patch_namespaced_custom_object_status(
+                POLICY_GROUP,
+                POLICY_VERSION,
+                namespace,
+                POLICY_PLURAL,
+                name,
+                {"status": patch},
+                _content_type="application/merge-patch+json",
                 _request_timeout=_TIMEOUT,
-                _return_http_data_only=True,
             )
         except ApiException as exc:
             if exc.status == 404:  # the policy is gone: nothing to report on

@@ -172,12 +172,20 @@ class Reconciler:
 
     # --- public entry points ---
 
-    def reconcile(self, key: PolicyKey, world: World, trigger: str) -> Outcome | None:
-        """Make one policy's WasmPlugin and status match its spec. None: nothing to do (gone)."""
+    def reconcile(
+        self, key: PolicyKey, world: World, trigger: str, *, verify_live: bool = False
+    ) -> Outcome | None:
+        """Make one policy's WasmPlugin and status match its spec. None: nothing to do (gone).
+
+        verify_live: read the WasmPlugin from the API instead of trusting the index (a watch
+        that lost events, e.g. across an API server restart, leaves the index stale)."""
         with self._locked(key), metrics.observe_reconcile(trigger) as record:
             snapshot = world.policies.get(key)
             if snapshot is None or snapshot.deleting:
+                _log.debug("policy %s/%s is gone or being deleted: not reconciled", *key)
                 return None
+            if verify_live:
+                world = self._with_live(world, wasm_plugin_name(*key))
             outcome = self._reconcile_locked(snapshot, world)
             self._report(snapshot, outcome)
             record(outcome.reason.value)
@@ -229,6 +237,15 @@ class Reconciler:
             self._kube.delete_wasm_plugin(self._settings.gateway_namespace, name)
 
     # --- internals ---
+
+    def _with_live(self, world: World, name: str) -> World:
+        live = dict(world.live)
+        fresh = self._kube.get_wasm_plugin(self._settings.gateway_namespace, name)
+        if fresh is None:
+            live.pop(name, None)
+        else:
+            live[name] = fresh
+        return World(world.policies, live)
 
     @contextmanager
     def _locked(self, key: PolicyKey) -> Iterator[None]:

@@ -61,6 +61,11 @@ class OperatorSettings(BaseSettings):
     workers: int = Field(default=8, ge=1, le=256)
     """Threads running reconciles at once (the Kubernetes client is blocking)."""
 
+    resync_seconds: float = Field(default=300.0, ge=1.0, le=86400.0)
+    """How often every policy is compared with the live WasmPlugin fetched from the API (not
+    the watch cache): repairs changes whose watch events were lost, e.g. while the API server
+    restarted. Read from the environment when the operator starts (no CLI flag)."""
+
     kubeconfig: str | None = None
     """Kubeconfig path; unset: in-cluster credentials, else $KUBECONFIG or ~/.kube/config,
     read when the operator logs in (not at import)."""
