@@ -400,7 +400,7 @@ class Reconciler:
         current = {k: snapshot.status.get(k) for k in desired}
         if desired == current or desired == self._written_status.get(snapshot.key):
             return
-        previous_ready = next(
+        previous_ready: dict[str, Any] = next(
             (c for c in current.get("conditions") or [] if c.get("type") == READY), {}
         )
         try:

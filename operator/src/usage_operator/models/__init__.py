@@ -13,8 +13,30 @@ from .policy import (
     Targets,
     image_digest,
 )
-from .resources import *  # noqa: F403  (API names and label keys)
-from .resources import __dict__ as _resources_names
+from .resources import (
+    POLICY_GROUP,
+    POLICY_VERSION,
+    POLICY_KIND,
+    POLICY_LIST_KIND,
+    POLICY_PLURAL,
+    POLICY_SINGULAR,
+    POLICY_SHORT_NAMES,
+    POLICY_CATEGORIES,
+    POLICY_API_VERSION,
+    POLICY_CRD_NAME,
+    WASM_GROUP,
+    WASM_VERSION,
+    WASM_KIND,
+    WASM_PLURAL,
+    WASM_API_VERSION,
+    OPERATOR_NAME,
+    LABEL_MANAGED_BY,
+    LABEL_POLICY_NAMESPACE,
+    LABEL_POLICY_NAME,
+    ANNOTATION_POLICY,
+    ANNOTATION_APPLIED_HASH,
+    FINALIZER,
+)
 from .settings import DEFAULT_PLUGIN_IMAGE, OperatorSettings
 from .status import READY, Condition, ConditionStatus, PolicyStatus, Reason, WasmPluginRef
 from .wasmplugin import MatchRule, ObjectMeta, WasmPlugin, WasmPluginSpec
@@ -40,4 +62,26 @@ __all__ = [
     "WasmPluginRef",
     "WasmPluginSpec",
     "image_digest",
-] + [name for name in _resources_names if name.isupper()]
+    "POLICY_GROUP",
+    "POLICY_VERSION",
+    "POLICY_KIND",
+    "POLICY_LIST_KIND",
+    "POLICY_PLURAL",
+    "POLICY_SINGULAR",
+    "POLICY_SHORT_NAMES",
+    "POLICY_CATEGORIES",
+    "POLICY_API_VERSION",
+    "POLICY_CRD_NAME",
+    "WASM_GROUP",
+    "WASM_VERSION",
+    "WASM_KIND",
+    "WASM_PLURAL",
+    "WASM_API_VERSION",
+    "OPERATOR_NAME",
+    "LABEL_MANAGED_BY",
+    "LABEL_POLICY_NAMESPACE",
+    "LABEL_POLICY_NAME",
+    "ANNOTATION_POLICY",
+    "ANNOTATION_APPLIED_HASH",
+    "FINALIZER",
+]
