@@ -129,7 +129,8 @@ def main() -> int:
             if stage == "plugin":
                 line += "\n          wasm_host.Vm (Python host, per-VM linking) " + json.dumps(wasmtime_figures(data, args.vms))
         except Exception as exc:  # noqa: BLE001 - a stage may not run on its own (report it)
-            line += f"  wasmtime: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            # raw.wasm traps here: it runs only after the build's --fpcast-emu (see BUILD.md).
+            line += f"  wasmtime: {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
         print(line, flush=True)
     print("V8 (our module):", json.dumps(v8_figures(build_dir / "plugin.wasm", args.vms), indent=2))
     if args.compare_go:
