@@ -8,10 +8,12 @@ object reach another.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import kopf
 
@@ -37,9 +39,21 @@ __all__ = ["configure"]
 _log = logging.getLogger(__name__)
 
 
+_T = TypeVar("_T")
+
+
 class _State:
     settings: OperatorSettings = OperatorSettings()
     reconciler: Reconciler | None = None
+    executor: ThreadPoolExecutor | None = None
+
+
+async def _blocking(fn: Callable[[], _T]) -> _T:
+    """Run blocking reconciler work (the kubernetes client) off the event loop.
+
+    Handlers are async on purpose: kopf's indices are mutated on the event loop, so the World
+    snapshot is taken there, never from a worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(_State.executor, fn)
 
 
 def configure(settings: OperatorSettings) -> None:
@@ -103,7 +117,8 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.reconnect_backoff = 0.5
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
-    settings.batching.worker_limit = op.workers * 4
+    # No settings.batching.worker_limit: each object's worker waits until every index is
+    # populated, so a limit below the number of objects deadlocks the start-up.
     metrics.serve(op.metrics_host, op.metrics_port)
     api = load_api_client(op.kubeconfig, pool_size=op.workers * 2)
 
@@ -111,6 +126,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         metrics.API_WRITES.labels(resource=resource, verb=verb).inc()
 
     _State.reconciler = Reconciler(KubeClient(api, on_write=count), op)
+    _State.executor = ThreadPoolExecutor(max_workers=op.workers, thread_name_prefix="reconcile")
     _log.info(
         "operator started: gateway namespace %s, watching %s",
         op.gateway_namespace,
@@ -122,7 +138,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.index(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
-def policy_index(
+async def policy_index(
     body: kopf.Body, namespace: str, name: str, **_: Any
 ) -> dict[tuple[str, str], PolicySnapshot]:
     return {(namespace, name): PolicySnapshot.from_body(body)}
@@ -135,7 +151,7 @@ def policy_index(
     labels={LABEL_MANAGED_BY: OPERATOR_NAME},
     when=_in_gateway_namespace,
 )
-def wasm_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
+async def wasm_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
     return {name: {"metadata": copy.deepcopy(dict(body["metadata"])), "spec": copy.deepcopy(dict(body.get("spec") or {}))}}
 
 
@@ -166,7 +182,7 @@ def _raise_for(outcome: Outcome | None, retry: int) -> None:
 @kopf.on.resume(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
 @kopf.on.create(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
 @kopf.on.update(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
-def reconcile_policy(
+async def reconcile_policy(
     namespace: str,
     name: str,
     reason: str,
@@ -177,18 +193,19 @@ def reconcile_policy(
 ) -> None:
     reconciler = _reconciler()
     world = _world(policy_index, wasm_index)
+    key = (namespace, name)
     try:
-        outcome = reconciler.reconcile((namespace, name), world, trigger=str(reason))
+        outcome = await _blocking(lambda: reconciler.reconcile(key, world, trigger=str(reason)))
     except KubeError as exc:  # status could not be written
         raise kopf.TemporaryError(str(exc), delay=_backoff_seconds(retry)) from None
     if str(reason) != "resume":
         # Targets changed or a policy appeared: others may win or lose because of it.
-        reconciler.reconcile_affected(world, exclude=(namespace, name))
+        await _blocking(lambda: reconciler.reconcile_affected(world, exclude=key))
     _raise_for(outcome, retry)
 
 
 @kopf.on.delete(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched, backoff=_UNEXPECTED_ERROR_BACKOFF_S)
-def delete_policy(
+async def delete_policy(
     namespace: str,
     name: str,
     retry: int,
@@ -196,8 +213,9 @@ def delete_policy(
     wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
+    reconciler, world = _reconciler(), _world(policy_index, wasm_index)
     try:
-        _reconciler().delete((namespace, name), _world(policy_index, wasm_index))
+        await _blocking(lambda: reconciler.delete((namespace, name), world))
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=_backoff_seconds(retry)) from None
 
@@ -210,7 +228,7 @@ def delete_policy(
     initial_delay=RESYNC_SECONDS,
     when=_policy_watched,
 )
-def resync_policy(
+async def resync_policy(
     namespace: str,
     name: str,
     retry: int,
@@ -218,9 +236,10 @@ def resync_policy(
     wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
+    reconciler, world = _reconciler(), _world(policy_index, wasm_index)
     try:
-        outcome = _reconciler().reconcile(
-            (namespace, name), _world(policy_index, wasm_index), trigger="resync", verify_live=True
+        outcome = await _blocking(
+            lambda: reconciler.reconcile((namespace, name), world, "resync", verify_live=True)
         )
     except KubeError as exc:
         _log.warning("resync of %s/%s failed: %s", namespace, name, exc)
@@ -239,7 +258,7 @@ def resync_policy(
     labels={LABEL_MANAGED_BY: OPERATOR_NAME},
     when=_in_gateway_namespace,
 )
-def wasm_plugin_changed(
+async def wasm_plugin_changed(
     type: str | None,
     name: str,
     policy_index: kopf.Index[Any, Any],
@@ -251,6 +270,6 @@ def wasm_plugin_changed(
     reconciler = _reconciler()
     world = _world(policy_index, wasm_index)
     try:
-        reconciler.repair(name, world, orphans_only=type is None)
+        await _blocking(lambda: reconciler.repair(name, world, orphans_only=type is None))
     except KubeError as exc:
         _log.warning("could not repair WasmPlugin %s: %s (next change retries)", name, exc)
