@@ -211,6 +211,9 @@ def test_core_namespaces_and_events(kube_api: KubeApiServer, kube_namespace: str
         "get", "events", "-n", kube_namespace, "--field-selector", "involvedObject.name=demo,reason=Applied",
         "-o", "json").stdout)
     assert [e["message"] for e in selected["items"]] == ["hello"]
+    table = kube_api.kubectl("get", "events", "-n", kube_namespace).stdout
+    assert "REASON" in table and "Applied" in table and "wasmplugin/demo" in table and "hello" in table
+    assert "Active" in kube_api.kubectl("get", "namespace", kube_namespace).stdout
     none = json.loads(kube_api.kubectl(
         "get", "events", "-n", kube_namespace, "--field-selector", "involvedObject.name=other", "-o", "json").stdout)
     assert none["items"] == []
@@ -246,7 +249,10 @@ def test_restart_of_the_shared_server_in_place(kube_api: KubeApiServer, kube_nam
     assert "survives" in kube_api.kubectl("get", "wasmplugins", "-n", kube_namespace, "-o", "name").stdout
 
 
-def test_kopf_operator_sees_a_created_object(kube_api: KubeApiServer, kube_namespace: str) -> None:
+@pytest.mark.parametrize("scope", ["cluster-wide", "namespace-glob"])
+def test_kopf_operator_sees_a_created_object(kube_api: KubeApiServer, kube_namespace: str, scope: str) -> None:
+    # A glob makes kopf watch /api/v1/namespaces to find the namespaces that match.
+    scope_args = ["--all-namespaces"] if scope == "cluster-wide" else [f"--namespace={kube_namespace[:-2]}*"]
     registry = kopf.OperatorRegistry()
     created: list[tuple[str, str]] = []
 
@@ -254,7 +260,7 @@ def test_kopf_operator_sees_a_created_object(kube_api: KubeApiServer, kube_names
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf_connection_info(kube_api.kubeconfig)
 
-    # Cluster-wide, as the operator runs; other tests' objects are left alone.
+    # Other tests' objects (cluster-wide, or in a namespace the glob also matches) are left alone.
     @kopf.on.create(GROUP, VERSION, PLURAL, id="on_create", registry=registry,
                     when=lambda namespace, **_: namespace == kube_namespace)
     def on_create(name: str, namespace: str, logger: Any, **_: Any) -> dict[str, str]:
@@ -266,7 +272,7 @@ def test_kopf_operator_sees_a_created_object(kube_api: KubeApiServer, kube_names
 
     settings = kopf.OperatorSettings()
     settings.posting.level = 20  # logging.INFO: handler logs become events too
-    with KopfRunner(["run", "--standalone", "--all-namespaces", "--verbose"],
+    with KopfRunner(["run", "--standalone", *scope_args, "--verbose"],
                     registry=registry, settings=settings, timeout=60) as runner:
         kube_api.apply(wasmplugin("kopf-demo", kube_namespace))
         deadline = time.monotonic() + 30

@@ -10,10 +10,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -160,7 +163,7 @@ func installCoreV1(server *genericapiserver.GenericAPIServer, etcd genericoption
 				return validateName(obj.(*corev1.Namespace).Name, false)
 			},
 		},
-		storage.DefaultClusterScopedAttr)
+		storage.DefaultClusterScopedAttr, namespaceTable)
 	if err != nil {
 		return err
 	}
@@ -185,7 +188,7 @@ func installCoreV1(server *genericapiserver.GenericAPIServer, etcd genericoption
 				return nil, nil, fmt.Errorf("not an Event: %T", obj)
 			}
 			return e.Labels, eventFields(e), nil
-		})
+		}, eventTable)
 	if err != nil {
 		return err
 	}
@@ -242,7 +245,7 @@ type shortNamed struct {
 func (s shortNamed) ShortNames() []string { return s.shortNames }
 
 func newStore(scheme *runtime.Scheme, restOptions generic.RESTOptionsGetter, plural, singular string,
-	newFunc, newListFunc func() runtime.Object, s strategy, attrs storage.AttrFunc) (*genericregistry.Store, error) {
+	newFunc, newListFunc func() runtime.Object, s strategy, attrs storage.AttrFunc, table rest.TableConvertor) (*genericregistry.Store, error) {
 	resource := schema.GroupResource{Resource: plural}
 	store := &genericregistry.Store{
 		NewFunc:                   newFunc,
@@ -252,7 +255,7 @@ func newStore(scheme *runtime.Scheme, restOptions generic.RESTOptionsGetter, plu
 		CreateStrategy:            s,
 		UpdateStrategy:            s,
 		DeleteStrategy:            s,
-		TableConvertor:            rest.NewDefaultTableConvertor(resource),
+		TableConvertor:            table,
 	}
 	err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: restOptions, AttrFunc: attrs})
 	return store, err
@@ -301,4 +304,78 @@ func coreOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.Open
 		}), Dependencies: meta},
 		corev1.EventList{}.OpenAPIModelName(): {Schema: list(ev), Dependencies: append(meta, ev)},
 	}
+}
+
+// tableConvertor prints kubectl's table columns for the served kinds (status for namespaces;
+// last seen, type, reason, object, message for events, as kube-apiserver does).
+type tableConvertor struct {
+	columns []metav1.TableColumnDefinition
+	cells   func(obj runtime.Object) []interface{}
+}
+
+func (c tableConvertor) ConvertToTable(_ context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
+	table := &metav1.Table{}
+	add := func(obj runtime.Object) error {
+		table.Rows = append(table.Rows, metav1.TableRow{Cells: c.cells(obj), Object: runtime.RawExtension{Object: obj}})
+		return nil
+	}
+	var err error
+	if meta.IsListType(object) {
+		err = meta.EachListItem(object, add)
+	} else {
+		err = add(object)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m, err := meta.ListAccessor(object); err == nil {
+		table.ResourceVersion, table.Continue, table.RemainingItemCount = m.GetResourceVersion(), m.GetContinue(), m.GetRemainingItemCount()
+	} else if m, err := meta.CommonAccessor(object); err == nil {
+		table.ResourceVersion = m.GetResourceVersion()
+	}
+	if opt, ok := tableOptions.(*metav1.TableOptions); !ok || !opt.NoHeaders {
+		table.ColumnDefinitions = c.columns
+	}
+	return table, nil
+}
+
+func age(t metav1.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(time.Since(t.Time))
+}
+
+var namespaceTable = tableConvertor{
+	columns: []metav1.TableColumnDefinition{
+		{Name: "Name", Type: "string", Format: "name"},
+		{Name: "Status", Type: "string"},
+		{Name: "Age", Type: "string"},
+	},
+	cells: func(obj runtime.Object) []interface{} {
+		ns := obj.(*corev1.Namespace)
+		return []interface{}{ns.Name, string(ns.Status.Phase), age(ns.CreationTimestamp)}
+	},
+}
+
+var eventTable = tableConvertor{
+	columns: []metav1.TableColumnDefinition{
+		{Name: "Last Seen", Type: "string"},
+		{Name: "Type", Type: "string"},
+		{Name: "Reason", Type: "string"},
+		{Name: "Object", Type: "string"},
+		{Name: "Message", Type: "string"},
+	},
+	cells: func(obj runtime.Object) []interface{} {
+		e := obj.(*corev1.Event)
+		last := e.LastTimestamp
+		if last.IsZero() {
+			last = metav1.Time{Time: e.EventTime.Time}
+		}
+		if last.IsZero() {
+			last = e.CreationTimestamp
+		}
+		object := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
+		return []interface{}{age(last), e.Type, e.Reason, object, e.Message}
+	},
 }
