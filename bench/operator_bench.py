@@ -54,11 +54,14 @@ class AddedWatcher:
         self._thread.start()
 
     def _run(self) -> None:
-        for event in self._watch.stream(
-            self._api.list_namespaced_custom_object, *WASM[:2], GATEWAY, WASM[2], timeout_seconds=3600
-        ):
-            if event["type"] == "ADDED":
-                self.seen.setdefault(event["object"]["metadata"]["name"], time.monotonic())
+        try:
+            for event in self._watch.stream(
+                self._api.list_namespaced_custom_object, *WASM[:2], GATEWAY, WASM[2], timeout_seconds=3600
+            ):
+                if event["type"] == "ADDED":
+                    self.seen.setdefault(event["object"]["metadata"]["name"], time.monotonic())
+        except Exception:  # stopped, or the server went away at the end
+            pass
 
     def stop(self) -> None:
         self._watch.stop()

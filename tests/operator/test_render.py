@@ -125,3 +125,15 @@ def test_values_survive_tojson_and_yaml(raw: dict[str, Any]) -> None:
     assert targets.get("ingress", []) == spec.targets.ingresses
     assert targets.get("domain", []) == spec.targets.domains
     assert targets.get("service", []) == spec.targets.services
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-\U0001f600-ip", "x\\ud800\\udc00", "\\\U0001f600", "plain"],
+)
+def test_characters_beyond_the_bmp_and_backslashes_round_trip(header: str) -> None:
+    from usage_operator.render import _json_for_yaml
+
+    text = _json_for_yaml({"h": header}, sort_keys=True)
+    assert yaml.safe_load(text) == {"h": header}
+    assert yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) == {"h": header}

@@ -165,6 +165,11 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         # Parsed specs by (uid, generation): a spec only changes with the generation.
         self._specs: dict[tuple[str, int], PolicySpec | str] = {}
+        # Per (uid, generation) too: the claim and the rendered WasmPlugin (or why not).
+        self._claim_of: dict[tuple[str, int], Claim | None] = {}
+        self._rendered: dict[tuple[str, int], RenderedPlugin | str] = {}
+        # The last arbitration and the claims it was made for (most reconciles see the same).
+        self._verdicts: tuple[frozenset[tuple[str, int]], Mapping[PolicyKey, PolicyKey | None]] | None = None
         # Status last written per policy, so a lagging index does not cause a second write.
         self._written_status: dict[PolicyKey, dict[str, Any]] = {}
         self._states: dict[PolicyKey, Reason] = {}
@@ -207,7 +212,7 @@ class Reconciler:
     def reconcile_affected(self, world: World, exclude: PolicyKey | None = None) -> None:
         """Reconcile the policies whose arbitration no longer matches their status: a loser
         whose winner went away, or an applied policy that an older one now overrides."""
-        verdicts = arbitrate(self._claims(world))
+        verdicts = self._arbitrate(world)
         for key, winner in verdicts.items():
             if key == exclude:
                 continue
@@ -279,19 +284,53 @@ class Reconciler:
         for snapshot in world.policies.values():
             if snapshot.deleting or not self._watches(snapshot.namespace):
                 continue
-            spec = self._parse(snapshot)
-            if isinstance(spec, PolicySpec):
-                claims.append(claim_for(snapshot.key, snapshot.created, spec.targets))
+            cache_key = (snapshot.uid, snapshot.generation)
+            if cache_key not in self._claim_of:
+                spec = self._parse(snapshot)
+                self._claim_of[cache_key] = (
+                    claim_for(snapshot.key, snapshot.created, spec.targets)
+                    if isinstance(spec, PolicySpec)
+                    else None
+                )
+            claim = self._claim_of[cache_key]
+            if claim is not None:
+                claims.append(claim)
         return claims
 
-    def _render(self, snapshot: PolicySnapshot, spec: PolicySpec) -> RenderedPlugin:
-        return render_wasm_plugin(
-            snapshot.namespace,
-            snapshot.name,
-            spec,
-            gateway_namespace=self._settings.gateway_namespace,
-            default_plugin_image=self._settings.default_plugin_image,
+    def _arbitrate(self, world: World) -> Mapping[PolicyKey, PolicyKey | None]:
+        """Who blocks whom, recomputed only when the set of live policy versions changed."""
+        identity = frozenset(
+            (s.uid, s.generation) for s in world.policies.values() if not s.deleting
         )
+        cached = self._verdicts
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        verdicts = arbitrate(self._claims(world))
+        self._verdicts = (identity, verdicts)
+        return verdicts
+
+    def _render(self, snapshot: PolicySnapshot, spec: PolicySpec) -> RenderedPlugin:
+        """Render (cached per uid and generation: the settings do not change at run time)."""
+        cache_key = (snapshot.uid, snapshot.generation)
+        cached = self._rendered.get(cache_key)
+        if cached is None:
+            try:
+                cached = render_wasm_plugin(
+                    snapshot.namespace,
+                    snapshot.name,
+                    spec,
+                    gateway_namespace=self._settings.gateway_namespace,
+                    default_plugin_image=self._settings.default_plugin_image,
+                )
+            except RenderError as exc:
+                cached = str(exc)
+            if len(self._rendered) > 100_000:
+                self._rendered.clear()
+                self._claim_of.clear()
+            self._rendered[cache_key] = cached
+        if isinstance(cached, str):
+            raise RenderError(cached)
+        return cached
 
     def _reconcile_locked(self, snapshot: PolicySnapshot, world: World) -> Outcome:
         name = wasm_plugin_name(snapshot.namespace, snapshot.name)
@@ -305,7 +344,7 @@ class Reconciler:
             except RenderError as exc:
                 self._ensure_absent(name, snapshot.key, world)
                 return Outcome(Reason.INVALID_CONFIG, str(exc))
-            winner = arbitrate(self._claims(world)).get(snapshot.key)
+            winner = self._arbitrate(world).get(snapshot.key)
             if winner is not None:
                 self._ensure_absent(name, snapshot.key, world)
                 return Outcome(

@@ -47,6 +47,9 @@ _HASH_CHARS: Final = 10
 _LABEL_VALUE_RE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
+_SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class RenderError(ValueError):
     """The policy cannot be rendered into a WasmPlugin the gateway would accept."""
 
@@ -100,26 +103,31 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("usage_operator.render", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
     )
+    environment.policies["json.dumps_function"] = _json_for_yaml
+    return environment
 
 
-def _join_surrogates(value: Any) -> Any:
-    """`tojson` writes a character beyond U+FFFF as a JSON surrogate pair (\\ud83d\\ude00);
-    YAML reads each half as a character of its own. Join the halves again."""
-    if isinstance(value, str):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            return value.encode("utf-16", "surrogatepass").decode("utf-16")
-        return value
-    if isinstance(value, list):
-        return [_join_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {_join_surrogates(k): _join_surrogates(v) for k, v in value.items()}
-    return value
+# In JSON output, an escaped backslash or a surrogate-pair escape (a character beyond U+FFFF).
+_ESCAPE_RE: Final = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(0)  # an escaped backslash: keep, and stay aligned
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+
+def _json_for_yaml(value: Any, **kwargs: Any) -> str:
+    """json.dumps for `tojson` whose output is read as YAML: YAML has no surrogate-pair escapes
+    (each half would become a character of its own), so write those as one \\U escape."""
+    return _ESCAPE_RE.sub(_yaml_escape, json.dumps(value, **kwargs))
 
 
 def _match_rules(spec: PolicySpec) -> list[dict[str, Any]]:
@@ -174,7 +182,8 @@ def render_wasm_plugin(
         "config": config,
     }
     text = _environment().get_template("wasmplugin.yaml.j2").render(**values)
-    body = _join_surrogates(yaml.safe_load(text))
+    # yaml.safe_load, with libyaml's loader when PyYAML has it (same safe subset, faster)
+    body = yaml.load(text, Loader=_SAFE_LOADER)
     try:
         plugin = WasmPlugin.model_validate(body)
     except ValidationError as exc:
