@@ -45,3 +45,50 @@ def test_rules_grant_nothing_unused() -> None:
         for resource in rule.resources:
             for verb in rule.verbs:
                 assert (rule.api_group, resource, verb) in used, (rule, resource, verb)
+
+
+class _FailingCore:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls = 0
+
+    def create_namespaced_event(self, *args: object, **kwargs: object) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        self.calls += 1
+        raise ApiException(status=self.status, reason="nope")
+
+
+def _client_with(core: _FailingCore) -> KubeClient:
+    from kubernetes import client
+
+    kube = KubeClient(client.ApiClient(client.Configuration()))
+    kube._core = core  # type: ignore[assignment]
+    return kube
+
+
+INVOLVED = {"apiVersion": "gateway.gpustack.ai/v1alpha1", "kind": "TokenUsagePolicy", "namespace": "n", "name": "p", "uid": "u"}
+
+
+def test_events_fail_softly_and_stop_when_not_served() -> None:
+    core = _FailingCore(404)
+    kube = _client_with(core)
+    kube.post_event(INVOLVED, "Normal", "Applied", "ok")  # no exception
+    kube.post_event(INVOLVED, "Normal", "Applied", "ok")
+    assert core.calls == 1  # a server without Events is not asked again
+
+
+def test_event_errors_other_than_404_are_swallowed_and_retried_next_time() -> None:
+    core = _FailingCore(500)
+    kube = _client_with(core)
+    kube.post_event(INVOLVED, "Warning", "Conflict", "x")
+    kube.post_event(INVOLVED, "Warning", "Conflict", "x")
+    assert core.calls == 2
+
+
+def test_kube_error_classification() -> None:
+    from usage_operator.kube import KubeError
+
+    assert KubeError(409, "").retryable and KubeError(409, "").conflict
+    assert KubeError(0, "").retryable and KubeError(503, "").retryable
+    assert not KubeError(403, "").retryable and not KubeError(422, "").retryable

@@ -251,6 +251,7 @@ def test_api_errors_are_retryable_and_reported(status: int) -> None:
     c.kube.fail_next = [KubeError(status, "boom")]
     outcome = c.reconcile("team", "p")
     assert outcome is not None and outcome.reason is Reason.APPLY_FAILED and outcome.retryable
+    assert outcome.transient == (status != 403)
     assert c.ready("team", "p")["reason"] == "ApplyFailed"
     outcome = c.reconcile("team", "p")  # the retry
     assert outcome is not None and outcome.reason is Reason.APPLIED

@@ -173,7 +173,12 @@ def _raise_for(outcome: Outcome | None, retry: int) -> None:
     if outcome.reason is Reason.INVALID_CONFIG:
         raise kopf.PermanentError(outcome.message)
     if outcome.retryable:
-        raise kopf.TemporaryError(outcome.message, delay=_backoff_seconds(retry))
+        delay = (
+            _backoff_seconds(retry)
+            if outcome.transient
+            else _State.settings.retry_backoff_max_seconds
+        )
+        raise kopf.TemporaryError(outcome.message, delay=delay)
 
 
 # --- policies ---

@@ -113,6 +113,9 @@ class Outcome:
     wasm_plugin: str | None = None
     applied_hash: str | None = None
     retryable: bool = False
+    # A transient failure (409, 429, 5xx, no answer) is retried with exponential backoff; the
+    # others (403, 404 for a missing CRD, 422) wait for a person, retried at the longest delay.
+    transient: bool = True
 
     @property
     def ready(self) -> bool:
@@ -362,10 +365,15 @@ class Reconciler:
             )
         except KubeError as exc:
             metrics.ERRORS.labels(kind="conflict" if exc.conflict else "api").inc()
-            return Outcome(Reason.APPLY_FAILED, f"API error, will retry: {exc}", retryable=True)
+            return Outcome(
+                Reason.APPLY_FAILED,
+                f"API error, will retry: {exc}",
+                retryable=True,
+                transient=exc.retryable,
+            )
         except NameTaken as exc:
             metrics.ERRORS.labels(kind="name_taken").inc()
-            return Outcome(Reason.APPLY_FAILED, str(exc), retryable=True)
+            return Outcome(Reason.APPLY_FAILED, str(exc), retryable=True, transient=False)
 
     def _ensure_present(self, rendered: RenderedPlugin, key: PolicyKey, world: World) -> None:
         if _matches(world.live.get(rendered.name), rendered):
