@@ -1,5 +1,5 @@
-"""`tokenusage build`: compile the Python filter into a Proxy-Wasm module (see plugin/BUILD.md)."""
+"""`tokenusage build`: compile the Python filter into a Proxy-Wasm module (see plugin/BUILD.md).
 
-from wasm_build.build import BuildError, BuildResult, build, ensure_built
-
-__all__ = ["BuildError", "BuildResult", "build", "ensure_built"]
+The entry points live in `wasm_build.build` (`ensure_built()`, `build()`); they are not
+re-exported here, so that `wasm_build.build` stays the module.
+"""
