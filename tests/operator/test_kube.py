@@ -15,6 +15,9 @@ CALLS = {
     "delete_wasm_plugin": ("extensions.higress.io", "wasmplugins", "delete"),
     "patch_policy_status": ("gateway.gpustack.ai", "tokenusagepolicies/status", "patch"),
     "post_event": ("", "events", "create"),
+    "list_wasm_plugins": ("extensions.higress.io", "wasmplugins", "list"),
+    "list_policies": ("gateway.gpustack.ai", "tokenusagepolicies", "list"),
+    "policy_exists": ("gateway.gpustack.ai", "tokenusagepolicies", "get"),
 }
 # What kopf itself does with the handlers registered in usage_operator.handlers.
 KOPF_CALLS = [

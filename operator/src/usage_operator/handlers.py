@@ -45,7 +45,14 @@ _T = TypeVar("_T")
 class _State:
     settings: OperatorSettings = OperatorSettings()
     reconciler: Reconciler | None = None
+    kube: KubeClient | None = None
     executor: ThreadPoolExecutor | None = None
+    # What is known without asking the API: filled by a LIST at start-up (so every policy is
+    # known before the first one is reconciled: conflicts are decided on the whole set), then
+    # kept current by the event handlers below, on the event loop only.
+    policies: dict[tuple[str, str], PolicySnapshot] = {}
+    live: dict[str, dict[str, Any]] = {}
+    unconfirmed: set[tuple[str, str]] = set()  # listed at start-up, no watch event yet
 
 
 async def _blocking(fn: Callable[[], _T]) -> _T:
@@ -100,8 +107,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     return connection_info(_State.settings.kubeconfig)
 
 
-@kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+@kopf.on.startup(errors=kopf.ErrorsMode.TEMPORARY, backoff=2.0)
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     op = _State.settings
     settings.persistence.finalizer = FINALIZER
     # Handler state in annotations: the status schema belongs to the operator's own fields.
@@ -125,46 +132,84 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     def count(resource: str, verb: str) -> None:
         metrics.API_WRITES.labels(resource=resource, verb=verb).inc()
 
-    _State.reconciler = Reconciler(KubeClient(api, on_write=count), op)
+    kube = KubeClient(api, on_write=count)
+    _State.kube = kube
+    _State.reconciler = Reconciler(kube, op)
     _State.executor = ThreadPoolExecutor(max_workers=op.workers, thread_name_prefix="reconcile")
+    try:
+        policies = await _blocking(lambda: kube.list_policies(op.watched_namespaces))
+        plugins = await _blocking(
+            lambda: kube.list_wasm_plugins(op.gateway_namespace, f"{LABEL_MANAGED_BY}={OPERATOR_NAME}")
+        )
+    except KubeError as exc:
+        raise kopf.TemporaryError(f"cannot list policies and WasmPlugins: {exc}", delay=2) from None
+    _State.policies = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): PolicySnapshot.from_body(p)
+        for p in policies
+        if _policy_watched(p["metadata"]["namespace"])
+    }
+    _State.live = {p["metadata"]["name"]: _plain(p) for p in plugins}
+    _State.unconfirmed = set(_State.policies)
+    asyncio.get_running_loop().call_later(
+        _CONFIRM_AFTER_S, lambda: asyncio.ensure_future(_drop_unconfirmed())
+    )
     _log.info(
         "operator started: gateway namespace %s, watching %s",
         op.gateway_namespace,
         ", ".join(op.watched_namespaces) or "all namespaces",
     )
+    _log.info("known at start-up: %d policies, %d WasmPlugins", len(policies), len(plugins))
 
 
-# --- indices: every policy and every owned WasmPlugin, populated before any handler runs ---
+# A policy listed at start-up but deleted before kopf's own listing never gets an event; after
+# this long, such entries are checked with a GET and dropped when gone.
+_CONFIRM_AFTER_S = 60.0
 
 
-@kopf.index(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
-async def policy_index(
-    body: kopf.Body, namespace: str, name: str, **_: Any
-) -> dict[tuple[str, str], PolicySnapshot]:
-    return {(namespace, name): PolicySnapshot.from_body(body)}
+async def _drop_unconfirmed() -> None:
+    kube, reconciler = _State.kube, _State.reconciler
+    if kube is None or reconciler is None:
+        return
+    gone = []
+    for key in sorted(_State.unconfirmed):
+        try:
+            if not await _blocking(lambda: kube.policy_exists(*key)):
+                gone.append(key)
+        except KubeError as exc:
+            _log.warning("could not check policy %s/%s: %s", *key, exc)
+    _State.unconfirmed.clear()
+    for key in gone:
+        _log.info("policy %s/%s vanished before it was watched: forgotten", *key)
+        _State.policies.pop(key, None)
+    if gone:
+        world = _world()
+        await _blocking(lambda: reconciler.reconcile_affected(world))
 
 
-@kopf.index(
-    WASM_GROUP,
-    WASM_VERSION,
-    WASM_PLURAL,
-    labels={LABEL_MANAGED_BY: OPERATOR_NAME},
-    when=_in_gateway_namespace,
-)
-async def wasm_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: {"metadata": copy.deepcopy(dict(body["metadata"])), "spec": copy.deepcopy(dict(body.get("spec") or {}))}}
+# --- what is known: every policy and every owned WasmPlugin, updated before any handler ---
+# (kopf runs event handlers before the create/update/resume handlers of the same event.)
 
 
-def _world(policy_index: kopf.Index[Any, Any], wasm_index: kopf.Index[Any, Any]) -> World:
-    policies: dict[tuple[str, str], PolicySnapshot] = {}
-    for key, store in policy_index.items():
-        for snapshot in store:
-            policies[key] = snapshot
-    live: dict[str, Mapping[str, Any]] = {}
-    for key, store in wasm_index.items():
-        for body in store:
-            live[key] = body
-    return World(policies, live)
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": copy.deepcopy(dict(body["metadata"])),
+        "spec": copy.deepcopy(dict(body.get("spec") or {})),
+    }
+
+
+@kopf.on.event(POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, when=_policy_watched)
+async def policy_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    key = (namespace, name)
+    _State.unconfirmed.discard(key)
+    if type == "DELETED":
+        _State.policies.pop(key, None)
+    else:
+        _State.policies[key] = PolicySnapshot.from_body(body)
+
+
+def _world() -> World:
+    # Copies taken on the event loop: the reconciler's threads never see the stores change.
+    return World(dict(_State.policies), dict(_State.live))
 
 
 def _raise_for(outcome: Outcome | None, retry: int) -> None:
@@ -192,12 +237,10 @@ async def reconcile_policy(
     name: str,
     reason: str,
     retry: int,
-    policy_index: kopf.Index[Any, Any],
-    wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
     reconciler = _reconciler()
-    world = _world(policy_index, wasm_index)
+    world = _world()
     key = (namespace, name)
     try:
         outcome = await _blocking(lambda: reconciler.reconcile(key, world, trigger=str(reason)))
@@ -214,11 +257,9 @@ async def delete_policy(
     namespace: str,
     name: str,
     retry: int,
-    policy_index: kopf.Index[Any, Any],
-    wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
-    reconciler, world = _reconciler(), _world(policy_index, wasm_index)
+    reconciler, world = _reconciler(), _world()
     try:
         await _blocking(lambda: reconciler.delete((namespace, name), world))
     except KubeError as exc:
@@ -237,11 +278,9 @@ async def resync_policy(
     namespace: str,
     name: str,
     retry: int,
-    policy_index: kopf.Index[Any, Any],
-    wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
-    reconciler, world = _reconciler(), _world(policy_index, wasm_index)
+    reconciler, world = _reconciler(), _world()
     try:
         outcome = await _blocking(
             lambda: reconciler.reconcile((namespace, name), world, "resync", verify_live=True)
@@ -265,15 +304,18 @@ async def resync_policy(
 )
 async def wasm_plugin_changed(
     type: str | None,
+    body: kopf.Body,
     name: str,
-    policy_index: kopf.Index[Any, Any],
-    wasm_index: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
+    if type == "DELETED":
+        _State.live.pop(name, None)
+    else:
+        _State.live[name] = _plain(body)
     # type None: the initial listing. Resume handlers already compare every policy with what
     # is live, so only orphans need a look then.
     reconciler = _reconciler()
-    world = _world(policy_index, wasm_index)
+    world = _world()
     try:
         await _blocking(lambda: reconciler.repair(name, world, orphans_only=type is None))
     except KubeError as exc:

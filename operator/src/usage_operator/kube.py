@@ -68,7 +68,8 @@ RBAC_RULES: Final[tuple[ApiRule, ...]] = (
         (POLICY_PLURAL,),
         ("get", "list", "watch", "patch"),
         "watched-namespaces",
-        "kopf watches policies and patches their finalizer and handler-state annotations",
+        "the operator lists policies at start-up and checks unconfirmed ones; kopf watches "
+        "them and patches their finalizer and handler-state annotations",
     ),
     ApiRule(
         POLICY_GROUP,
@@ -82,7 +83,7 @@ RBAC_RULES: Final[tuple[ApiRule, ...]] = (
         (WASM_PLURAL,),
         ("list", "watch"),
         "watched-and-gateway-namespaces",
-        "kopf indexes the WasmPlugins the operator owns to detect drift",
+        "the operator lists its WasmPlugins at start-up; kopf watches them to detect drift",
     ),
     ApiRule(
         WASM_GROUP,
@@ -253,6 +254,49 @@ class KubeClient:
         try:
             self._custom.delete_namespaced_custom_object(
                 WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, name, _request_timeout=_TIMEOUT
+            )
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _kube_error(exc) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise _kube_error(exc) from None
+
+    def list_wasm_plugins(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        try:
+            result = self._custom.list_namespaced_custom_object(
+                WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL,
+                label_selector=label_selector, _request_timeout=_TIMEOUT,
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise _kube_error(exc) from None
+        return list(result.get("items") or [])  # type: ignore[union-attr]
+
+    # --- TokenUsagePolicies ---
+
+    def list_policies(self, namespaces: list[str]) -> list[dict[str, Any]]:
+        """Every policy in these namespaces (empty: all namespaces)."""
+        items: list[dict[str, Any]] = []
+        try:
+            if not namespaces:
+                result = self._custom.list_cluster_custom_object(
+                    POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, _request_timeout=_TIMEOUT
+                )
+                items.extend(result.get("items") or [])  # type: ignore[union-attr]
+            for namespace in namespaces:
+                result = self._custom.list_namespaced_custom_object(
+                    POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, _request_timeout=_TIMEOUT
+                )
+                items.extend(result.get("items") or [])  # type: ignore[union-attr]
+        except _TRANSPORT_ERRORS as exc:
+            raise _kube_error(exc) from None
+        return items
+
+    def policy_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self._custom.get_namespaced_custom_object(
+                POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, name, _request_timeout=_TIMEOUT
             )
             return True
         except ApiException as exc:

@@ -82,7 +82,11 @@ def observe_reconcile(trigger: str) -> Iterator[Callable[[str], None]]:
             RECONCILES.labels(trigger=trigger, result=results[-1]).inc()
 
 
+_serving: set[tuple[str, int]] = set()
+
+
 def serve(host: str, port: int) -> None:
-    """Start the /metrics endpoint in a daemon thread (port 0: none)."""
-    if port:
+    """Start the /metrics endpoint in a daemon thread (port 0: none); once per address."""
+    if port and (host, port) not in _serving:
         start_http_server(port, addr=host)
+        _serving.add((host, port))

@@ -1,9 +1,10 @@
 """Reconciliation: a policy and what is live -> API writes (only when something differs) -> status.
 
-Framework-free: `handlers.py` feeds it kopf's indices (every policy, every owned WasmPlugin, both
-populated before any handler runs) and turns its outcomes into kopf errors; unit tests feed it
-plain dicts and a fake `KubePort`. Reads come from the indices, so a restart with nothing changed
-makes no API call at all; before any write the live object is fetched again (the index may lag).
+Framework-free: `handlers.py` feeds it a `World` (every policy and every owned WasmPlugin, listed
+at start-up and kept current from watch events) and turns its outcomes into kopf errors; unit
+tests feed it plain dicts and a fake `KubePort`. Reads come from the World, so a restart with
+nothing changed makes no API call at all; before any write the live object is fetched again (the
+World may lag behind the API).
 """
 
 from __future__ import annotations
