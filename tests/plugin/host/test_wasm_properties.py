@@ -59,13 +59,15 @@ def test_garbage_passes_and_never_traps(vm: Vm, chunks: list[bytes], ctype: str)
 def test_streams_leave_nothing_behind(vm: Vm) -> None:
     event = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'
     usage = b'data: {"choices":[],"usage":{"completion_tokens":2}}\n\n'
-    for _ in range(20):
+    # Warm-up: the allocator and the GC settle within a few hundred streams (measured: one
+    # extra 64 KiB page by stream 300, then flat to 3,000).
+    for _ in range(500):
         run_stream(vm, [event, b"data: {partial", usage])
     memory = vm.instance.exports(vm.store)["memory"]
     assert isinstance(memory, wasmtime.Memory)
     pages = memory.size(vm.store)
-    for _ in range(300):
+    for _ in range(1000):
         run_stream(vm, [event, b"data: {partial", usage])
-    assert vm.live_contexts() == 0
+    assert vm.live_contexts == 0
     assert memory.size(vm.store) == pages
     assert vm.log_messages(LogLevel.ERROR) == []
