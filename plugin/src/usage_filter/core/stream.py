@@ -277,6 +277,13 @@ class StreamState:
         except Exception as exc:  # noqa: BLE001 - framer state is unchanged when it raises
             framer.flush()
             return BodyDecision(body=held_before + chunk, error=self._fail("SSE framing", exc))
+        if len(pieces) == 1 and not end_of_stream and pieces[0][0] and pieces[0][1] is chunk:
+            # The common case: the callback is exactly one complete event.
+            try:
+                raw = self._on_event(chunk, now_ns)
+            except Exception as exc:  # noqa: BLE001
+                return BodyDecision(error=self._fail("SSE event", exc))
+            return CONTINUE_BODY if raw is chunk else BodyDecision(body=raw)
         out: list[bytes] = []
         error: str | None = None
         for is_event, raw in pieces:

@@ -149,7 +149,7 @@ def _obj_carries_output(obj: Any) -> bool:
 
 def _scan_output(data: bytes) -> bool | None:
     """Byte scan: True/False when the markers decide, None when only a parse can."""
-    if _RESPONSES_TYPE.search(data):
+    if b'"response.' in data and _RESPONSES_TYPE.search(data):
         return None
     for m in _OUTPUT_KEY.finditer(data):
         first = m.group(2)
