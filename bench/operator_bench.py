@@ -135,9 +135,15 @@ def main() -> int:
             lambda: operator.metric_sum("tokenusage_operator_policies", state="Applied") >= total,
             300, "all statuses Applied",
         )
-        time.sleep(2.0)
         watcher.stop()
+        # quiescent: no object changed for 3 s (kopf's last annotation patches are done)
         before = resource_versions(api)
+        while True:
+            time.sleep(3.0)
+            now = resource_versions(api)
+            if now == before:
+                break
+            before = now
         operator.stop()
 
         # 3. restart with nothing changed
@@ -152,9 +158,10 @@ def main() -> int:
         resume_s = time.monotonic() - started
         time.sleep(2.0)
         after = resource_versions(api)
-        changed = sum(1 for key, rv in after.items() if before.get(key) != rv)
+        changed = sorted(key for key, rv in after.items() if before.get(key) != rv)
         print(f"restart: liveness after {alive_s:.1f} s, {total} policies resumed after {resume_s:.1f} s")
-        print(f"restart writes: operator counter {second.writes():.0f}, objects with a new resourceVersion {changed}")
+        print(f"restart writes: operator counter {second.writes():.0f}, objects with a new resourceVersion "
+              f"{len(changed)} {changed[:5]}")
         print(f"operator RSS after restart: {rss_mib(second.pid):.0f} MiB")
         second.stop()
     return 0

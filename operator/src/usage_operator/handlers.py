@@ -124,8 +124,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.reconnect_backoff = 0.5
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
-    # No settings.batching.worker_limit: each object's worker waits until every index is
-    # populated, so a limit below the number of objects deadlocks the start-up.
+    # No settings.batching.worker_limit and no kopf indices: with indices, every object's worker
+    # waits until all are indexed (a limit below the number of objects deadlocks, and the wait
+    # costs O(objects^2)); the start-up LIST below gives the same guarantee.
     metrics.serve(op.metrics_host, op.metrics_port)
     api = load_api_client(op.kubeconfig, pool_size=op.workers * 2)
 
@@ -135,7 +136,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube = KubeClient(api, on_write=count)
     _State.kube = kube
     _State.reconciler = Reconciler(kube, op)
-    _State.executor = ThreadPoolExecutor(max_workers=op.workers, thread_name_prefix="reconcile")
+    if _State.executor is None:  # start-up is retried when the LIST fails
+        _State.executor = ThreadPoolExecutor(max_workers=op.workers, thread_name_prefix="reconcile")
     try:
         policies = await _blocking(lambda: kube.list_policies(op.watched_namespaces))
         plugins = await _blocking(
