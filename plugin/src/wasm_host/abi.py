@@ -1,12 +1,35 @@
-"""Proxy-Wasm ABI v0.2.1 numbers as the host sees them.
+"""Proxy-Wasm ABI numbers as the host sees them: the spec's enums (one copy, in the binding's
+abi module) plus the exported markers a host recognises.
 
-The host keeps its own copy, as Envoy's proxy-wasm-cpp-host does: it reaches a plugin only
-through the module's exports and imports, never through the plugin's Python code.
+The host reaches a plugin only through the module's exports and imports; the enum numbers are
+the spec's, shared so they are written down once.
 """
 
 from __future__ import annotations
 
-import enum
+from usage_filter.binding.abi import (
+    BufferType,
+    DataAction,
+    HeadersAction,
+    LogLevel,
+    MapType,
+    MetricType,
+    Status,
+    StreamType,
+)
+
+__all__ = [
+    "ABI_MARKERS",
+    "UNSUPPORTED_ABI_MARKERS",
+    "BufferType",
+    "DataAction",
+    "HeadersAction",
+    "LogLevel",
+    "MapType",
+    "MetricType",
+    "Status",
+    "StreamType",
+]
 
 # Exported markers a module may carry; the host picks the ABI from the one present.
 # `proxy_abi_version_0_2_100` is Higress's extension of 0.2.1 (the Go/wasm-go builds carry it).
@@ -16,81 +39,3 @@ ABI_MARKERS: dict[str, str] = {
     "proxy_abi_version_0_2_0": "0.2.0",
 }
 UNSUPPORTED_ABI_MARKERS: dict[str, str] = {"proxy_abi_version_0_1_0": "0.1.0"}
-
-
-class Status(enum.IntEnum):
-    """WasmResult: what every proxy_* import returns."""
-
-    OK = 0
-    NOT_FOUND = 1
-    BAD_ARGUMENT = 2
-    SERIALIZATION_FAILURE = 3
-    PARSE_FAILURE = 4
-    BAD_EXPRESSION = 5
-    INVALID_MEMORY_ACCESS = 6
-    EMPTY = 7
-    CAS_MISMATCH = 8
-    RESULT_MISMATCH = 9
-    INTERNAL_FAILURE = 10
-    BROKEN_CONNECTION = 11
-    UNIMPLEMENTED = 12
-
-
-class HeadersAction(enum.IntEnum):
-    CONTINUE = 0
-    STOP_ITERATION = 1
-    CONTINUE_AND_END_STREAM = 2
-    STOP_ALL_ITERATION_AND_BUFFER = 3
-    STOP_ALL_ITERATION_AND_WATERMARK = 4
-
-
-class DataAction(enum.IntEnum):
-    CONTINUE = 0
-    STOP_ITERATION_AND_BUFFER = 1
-    STOP_ITERATION_AND_WATERMARK = 2
-    STOP_ITERATION_NO_BUFFER = 3
-
-
-class MapType(enum.IntEnum):
-    REQUEST_HEADERS = 0
-    REQUEST_TRAILERS = 1
-    RESPONSE_HEADERS = 2
-    RESPONSE_TRAILERS = 3
-    GRPC_RECEIVE_INITIAL_METADATA = 4
-    GRPC_RECEIVE_TRAILING_METADATA = 5
-    HTTP_CALL_RESPONSE_HEADERS = 6
-    HTTP_CALL_RESPONSE_TRAILERS = 7
-
-
-class BufferType(enum.IntEnum):
-    HTTP_REQUEST_BODY = 0
-    HTTP_RESPONSE_BODY = 1
-    DOWNSTREAM_DATA = 2
-    UPSTREAM_DATA = 3
-    HTTP_CALL_RESPONSE_BODY = 4
-    GRPC_RECEIVE_BUFFER = 5
-    VM_CONFIGURATION = 6
-    PLUGIN_CONFIGURATION = 7
-    CALL_DATA = 8
-
-
-class StreamType(enum.IntEnum):
-    REQUEST = 0
-    RESPONSE = 1
-    DOWNSTREAM = 2
-    UPSTREAM = 3
-
-
-class LogLevel(enum.IntEnum):
-    TRACE = 0
-    DEBUG = 1
-    INFO = 2
-    WARN = 3
-    ERROR = 4
-    CRITICAL = 5
-
-
-class MetricType(enum.IntEnum):
-    COUNTER = 0
-    GAUGE = 1
-    HISTOGRAM = 2
