@@ -32,7 +32,7 @@ Fixtures (tests/operator/conftest.py; tests under tests/operator/ get them autom
 
 :class:`KubeApiServer` gives ``kubeconfig`` (Path), ``url``, ``token``, ``ca_path``,
 ``port``, ``data_dir``; ``start()``, ``stop()``, ``kill()`` (SIGKILL, like a crash),
-``restart()``, ``wait_ready()``, ``kubectl(*args)``, ``apply(manifest)`` (dict, list of dicts,
+``restart()``, ``wait_ready()``, ``remove_data()``, ``kubectl(*args)``, ``apply(manifest)`` (dict, list of dicts,
 YAML text or path), ``install_crds(paths)``. :func:`kopf_connection_info` turns a kubeconfig
 into a ``kopf.ConnectionInfo`` for an ``@kopf.on.login`` handler (kopf's own login reads the
 kubeconfig path fixed at import time, so always add one)::
@@ -259,6 +259,18 @@ class KubeApiServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def remove_data(self, *, keep_log: bool = True) -> None:
+        """Delete the data dir of a stopped server (etcd preallocates tens of MB), log aside."""
+        if self.running:
+            raise KubeApiError("stop the server before removing its data")
+        for child in self.data_dir.glob("*") if self.data_dir.exists() else []:
+            if keep_log and child == self.log_path:
+                continue
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

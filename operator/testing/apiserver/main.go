@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/storage/wal"
 	noopoteltrace "go.opentelemetry.io/otel/trace/noop"
 
 	"k8s.io/apiextensions-apiserver/pkg/apiserver"
@@ -274,6 +275,9 @@ func startEtcd(dataDir string, noFsync bool) (*embed.Etcd, string, error) {
 	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports.Client)}
 	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports.Peer)}
 
+	// etcd preallocates each WAL segment (64 MB by default): tests start many short-lived
+	// servers, so keep segments small.
+	wal.SegmentSizeBytes = 4 << 20
 	cfg := embed.NewConfig()
 	cfg.Name = "test-apiserver"
 	cfg.Dir = filepath.Join(dataDir, "etcd")
