@@ -22,7 +22,13 @@ CALLS = {
 # What kopf itself does with the handlers registered in usage_operator.handlers.
 KOPF_CALLS = [
     ("gateway.gpustack.ai", "tokenusagepolicies", verb) for verb in ("list", "watch", "patch")
-] + [("extensions.higress.io", "wasmplugins", verb) for verb in ("list", "watch")]
+] + [("extensions.higress.io", "wasmplugins", verb) for verb in ("list", "watch")] + [
+    # kopf's observers (seen in its debug log against the test API server)
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    ("", "namespaces", "list"),
+    ("", "namespaces", "watch"),
+]
 
 
 def _allowed(group: str, resource: str, verb: str) -> bool:
@@ -95,3 +101,9 @@ def test_kube_error_classification() -> None:
     assert KubeError(409, "").retryable and KubeError(409, "").conflict
     assert KubeError(0, "").retryable and KubeError(503, "").retryable
     assert not KubeError(403, "").retryable and not KubeError(422, "").retryable
+
+
+def test_rules_render_as_rbac_policy_rules() -> None:
+    rules = [r.as_policy_rule() for r in RBAC_RULES]
+    assert {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]} in rules
+    assert all(set(r) == {"apiGroups", "resources", "verbs"} for r in rules)

@@ -42,15 +42,17 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-Scope = Literal["watched-namespaces", "gateway-namespace", "watched-and-gateway-namespaces"]
+Scope = Literal[
+    "cluster", "watched-namespaces", "gateway-namespace", "watched-and-gateway-namespaces"
+]
 
 
 @dataclass(frozen=True)
 class ApiRule:
     """One RBAC rule the operator needs: API group, resources, verbs, and where.
 
-    scope: `watched-namespaces` (every namespace whose policies are handled: a ClusterRole when
-    cluster-wide), `gateway-namespace` (only there), `watched-and-gateway-namespaces` (kopf
+    scope: `cluster` (a ClusterRole whatever the mode), `watched-namespaces` (every namespace
+    whose policies are handled: a ClusterRole when cluster-wide), `gateway-namespace` (only there), `watched-and-gateway-namespaces` (kopf
     watches every handled resource in the same set of namespaces).
     """
 
@@ -60,6 +62,14 @@ class ApiRule:
     scope: Scope
     why: str
     only_with_peering: bool = False
+
+    def as_policy_rule(self) -> dict[str, list[str]]:
+        """The rule as a Role/ClusterRole `rules[]` entry."""
+        return {
+            "apiGroups": [self.api_group],
+            "resources": list(self.resources),
+            "verbs": list(self.verbs),
+        }
 
 
 RBAC_RULES: Final[tuple[ApiRule, ...]] = (
@@ -98,6 +108,20 @@ RBAC_RULES: Final[tuple[ApiRule, ...]] = (
         ("create",),
         "watched-namespaces",
         "Events on policies (Applied, InvalidConfig, Conflict, ApplyFailed); failures ignored",
+    ),
+    ApiRule(
+        "apiextensions.k8s.io",
+        ("customresourcedefinitions",),
+        ("list", "watch"),
+        "cluster",
+        "kopf's resource observer (discovers the served CRDs)",
+    ),
+    ApiRule(
+        "",
+        ("namespaces",),
+        ("list", "watch"),
+        "cluster",
+        "kopf's namespace observer",
     ),
     ApiRule(
         "kopf.dev",
