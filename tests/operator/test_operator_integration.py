@@ -261,3 +261,16 @@ def test_logs_are_structured_and_metrics_served(
     assert running.metric_sum("tokenusage_operator_reconciles_total", trigger="create") >= 1
     assert running.metric_sum("tokenusage_operator_policies", state="Applied") == 1
     assert running.metric_sum("tokenusage_operator_reconcile_duration_seconds_count") >= 1
+
+
+def test_policies_outside_watched_namespaces_are_left_alone(
+    kube_api: KubeApiServer, namespaces: tuple[str, str], running: OperatorProcess, kube_namespace: str
+) -> None:
+    team, gateway = namespaces
+    apply(kube_api, policy("elsewhere", kube_namespace))
+    apply(kube_api, policy("usage", team))
+    wait_for(lambda: ready(kube_api, team, "usage").get("reason") == "Applied", 15, "Applied")
+    elsewhere = get_json(kube_api, "tup", "-n", kube_namespace, "elsewhere")
+    assert elsewhere is not None
+    assert "status" not in elsewhere and not elsewhere["metadata"].get("finalizers")
+    assert wasm_plugin(kube_api, gateway, f"{kube_namespace}.elsewhere") is None
