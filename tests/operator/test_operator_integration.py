@@ -212,8 +212,13 @@ def test_restart_rewrites_nothing(
     ))
     wait_for(lambda: all(ready(kube_api, team, f"p{i}").get("reason") == "Applied" for i in range(5)), 30, "all applied")
     wait_for(lambda: ready(kube_api, team, "z-loser").get("reason") == "Conflict", 15, "loser in conflict")
-    time.sleep(1.0)  # let trailing watch events settle
     before = resource_versions(kube_api, team, gateway)
+    while True:  # quiescent: kopf's last annotation patches are done
+        time.sleep(2.0)
+        now = resource_versions(kube_api, team, gateway)
+        if now == before:
+            break
+        before = now
     first.stop()
 
     second = operator_factory(kube_api, [team], gateway)
