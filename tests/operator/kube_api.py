@@ -153,7 +153,16 @@ def build_binary(*, quiet: bool = True) -> Path:
         (target_dir / "build.json").write_text(json.dumps({
             "go": go_version, "seconds": round(time.monotonic() - started, 1), "k8s": version,
         }))
+    _prune_old_builds(keep=target_dir)
     return binary
+
+
+def _prune_old_builds(keep: Path, newest: int = 2) -> None:
+    """Each source change leaves a ~90 MB binary behind: keep the newest few builds."""
+    builds = sorted((d for d in keep.parent.iterdir() if d.is_dir() and d != keep),
+                    key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[newest - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def free_port() -> int:
