@@ -315,7 +315,9 @@ def _expected_grants(watch: list[str], gateway: str, peering: bool) -> set[Grant
         # kopf peers through ClusterKopfPeerings when cluster-wide, KopfPeerings per namespace otherwise.
         if only_with_peering and cluster_scoped != cluster_wide:
             continue
-        if scope == "gateway-namespace":
+        if scope == "cluster":
+            namespaces = {_ALL}
+        elif scope == "gateway-namespace":
             namespaces = {gateway}
         elif cluster_wide:
             namespaces = {_ALL}
@@ -368,7 +370,9 @@ def test_rbac_grants_exactly_what_the_operator_declares(
     }
     docs = _render(chart, values)
     assert _rendered_grants(docs, NAMESPACE) == _expected_grants(watch, gateway, peering)
-    assert bool(_kinds(docs, "ClusterRole")) == (not watch)
+    # The discovery ClusterRole (kopf's CRD and namespace observers) exists in every mode; the
+    # policy/WasmPlugin rules are a ClusterRole only when cluster-wide.
+    assert len(_kinds(docs, "ClusterRole")) == (1 if watch else 2)
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(chart: helm.Chart) -> None:
