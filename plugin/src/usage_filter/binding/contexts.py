@@ -101,7 +101,7 @@ class HttpContext:
 
     def on_request_body(self, body_size: int, end_of_stream: bool) -> int:
         state = self._state
-        if state is None:
+        if state is None or not state.wants_request_body:
             return DataAction.CONTINUE
         chunk = self._request.new_bytes(body_size)
         decision = state.on_request_body(chunk, end_of_stream)
@@ -110,7 +110,7 @@ class HttpContext:
     def on_request_trailers(self, num_trailers: int) -> int:
         # The body ends with the trailers: tell the core, then let the trailers through.
         state = self._state
-        if state is not None:
+        if state is not None and state.wants_request_body:
             decision = state.on_request_body(b"", True)
             _apply_body(self._request, decision, self._request.seen_bytes)
         return HeadersAction.CONTINUE
@@ -119,7 +119,7 @@ class HttpContext:
 
     def on_response_headers(self, num_headers: int, end_of_stream: bool) -> int:
         state = self._state
-        if state is None:
+        if state is None or not state.wants_response_headers:
             return HeadersAction.CONTINUE
         headers = hostcalls.get_header_map_pairs(MapType.RESPONSE_HEADERS)
         now_ns = hostcalls.get_current_time_nanoseconds()
@@ -128,7 +128,7 @@ class HttpContext:
 
     def on_response_body(self, body_size: int, end_of_stream: bool) -> int:
         state = self._state
-        if state is None:
+        if state is None or not state.wants_response_body:
             return DataAction.CONTINUE
         chunk = self._response.new_bytes(body_size)
         now_ns = hostcalls.get_current_time_nanoseconds()
@@ -137,7 +137,7 @@ class HttpContext:
 
     def on_response_trailers(self, num_trailers: int) -> int:
         state = self._state
-        if state is not None:
+        if state is not None and state.wants_response_body:
             now_ns = hostcalls.get_current_time_nanoseconds()
             decision = state.on_response_body(b"", True, now_ns)
             _apply_body(self._response, decision, self._response.seen_bytes)

@@ -102,6 +102,21 @@ class StreamState:
         self._first_output_ns: int | None = None
         self._last_output_ns: int | None = None
 
+    # What the host needs to hand over: a binding skips fetching headers and buffers (the
+    # costliest host calls) when the answer is False, and just continues.
+
+    @property
+    def wants_request_body(self) -> bool:
+        return self._request_mode == _BUFFER
+
+    @property
+    def wants_response_headers(self) -> bool:
+        return self.tracked and self._response_mode != _FAILED
+
+    @property
+    def wants_response_body(self) -> bool:
+        return self._response_mode == _SSE or self._response_mode == _JSON
+
     # -- request ---------------------------------------------------------------------------
 
     def on_request_headers(
