@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from usage_filter.core.inject import apply_edits, value_edits_at
+from usage_filter.core.inject import set_members, value_edits_at
 
 
 def setm(buf: bytes, path: tuple[str, ...], updates: list[tuple[str, bytes]]) -> bytes:
-    return apply_edits(buf, value_edits_at(buf, path, updates))
+    return set_members(buf, path, [(k, v.decode()) for k, v in updates])
 
 
 def test_appends_after_existing_keys() -> None:
@@ -49,8 +49,20 @@ def test_nested_path_and_last_duplicate_wins() -> None:
 
 def test_missing_path_raises() -> None:
     with pytest.raises(ValueError):
-        value_edits_at(b'{"a":1}', ("usage",), [("x", b"1")])
+        value_edits_at('{"a":1}', ("usage",), [("x", "1")])
 
 
 def test_top_level_member() -> None:
     assert setm(b' {"stream":true} ', (), [("stream_options", b"{}")]) == b' {"stream":true,"stream_options":{}} '
+
+
+def test_non_ascii_text_keeps_every_other_byte() -> None:
+    # raw UTF-8 (2- and 4-byte sequences) and JSON escapes, surrogate pairs included
+    buf = b'{"name":"h' + "\u00e9".encode() + rb' \u00e9 \ud83d\ude00 ' + "\U0001F600".encode() + b'","usage":{"a":1}}'
+    out = setm(buf, ("usage",), [("x", b"1")])
+    assert out == buf[:-2] + b',"x":1}}'
+
+
+def test_escaped_keys_are_matched_decoded() -> None:
+    buf = rb'{"us\u0061ge":{"a":1}}'
+    assert setm(buf, ("usage",), [("x", b"2")]) == rb'{"us\u0061ge":{"a":1,"x":2}}'

@@ -7,8 +7,8 @@ from usage_filter.core.metrics import body_tokens_per_second, format_hundredths,
 MS = 1_000_000
 
 
-@pytest.mark.parametrize("h,text", [(0, b"0"), (4500, b"45"), (4550, b"45.5"), (4505, b"45.05"), (1, b"0.01"), (10, b"0.1")])
-def test_format_hundredths(h: int, text: bytes) -> None:
+@pytest.mark.parametrize("h,text", [(0, "0"), (4500, "45"), (4550, "45.5"), (4505, "45.05"), (1, "0.01"), (10, "0.1")])
+def test_format_hundredths(h: int, text: str) -> None:
     assert format_hundredths(h) == text
 
 
@@ -45,6 +45,6 @@ def test_huge_counts_stay_finite() -> None:
 
 
 def test_body_tokens_per_second() -> None:
-    assert body_tokens_per_second(0, 500 * MS, 2) == b"4"
-    assert body_tokens_per_second(0, 300 * MS, 1) == b"3.33"
-    assert body_tokens_per_second(0, 0, 5) == b"0"
+    assert body_tokens_per_second(0, 500 * MS, 2) == "4"
+    assert body_tokens_per_second(0, 300 * MS, 1) == "3.33"
+    assert body_tokens_per_second(0, 0, 5) == "0"

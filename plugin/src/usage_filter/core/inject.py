@@ -1,8 +1,10 @@
 """Byte-preserving edits of JSON objects: set members without re-serialising anything else.
 
-An edit is (start, end, replacement) on the JSON text. Setting a key that exists replaces the
-value of its first occurrence and removes later duplicates; a new key goes after the object's
-existing members, in the object's own separator style (`": "` vs `":"`, `", "` vs `","`).
+An edit is (start, end, replacement) on the decoded JSON text. Setting a key that exists
+replaces the value of its first occurrence and removes later duplicates; a new key goes after
+the object's existing members, in the object's own separator style (`": "` vs `":"`, `", "` vs
+`","`). `set_members` applies edits to UTF-8 JSON bytes: decoding and re-encoding valid UTF-8 is
+lossless, so only the edited bytes change.
 """
 
 from __future__ import annotations
@@ -10,18 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from usage_filter.core.jsonspan import member_value_span, object_members, skip_ws, string_end
+from usage_filter.core.jsonspan import member_value_span, object_members, top_level_start
 
-__all__ = ["Edit", "object_member_edits", "apply_edits", "value_edits_at"]
+__all__ = ["Edit", "object_member_edits", "apply_edits", "value_edits_at", "set_members"]
 
-Edit = tuple[int, int, bytes]
+Edit = tuple[int, int, str]
 
 
-def object_member_edits(buf: bytes, obj_start: int, updates: Sequence[tuple[str, bytes]]) -> list[Edit]:
+def object_member_edits(text: str, obj_start: int, updates: Sequence[tuple[str, str]]) -> list[Edit]:
     """Edits that make the object at `obj_start` hold each (key, JSON value) of `updates`."""
-    members, close = object_members(buf, obj_start)
+    members, close = object_members(text, obj_start)
     edits: list[Edit] = []
-    missing: list[tuple[str, bytes]] = []
+    missing: list[tuple[str, str]] = []
     for key, value in updates:
         seen = False
         for idx, m in enumerate(members):
@@ -31,44 +33,55 @@ def object_member_edits(buf: bytes, obj_start: int, updates: Sequence[tuple[str,
                 edits.append((m.value_start, m.value_end, value))
                 seen = True
             else:  # a later duplicate: remove ", key: value" (idx >= 1 here)
-                edits.append((members[idx - 1].value_end, m.value_end, b""))
+                edits.append((members[idx - 1].value_end, m.value_end, ""))
         if not seen:
             missing.append((key, value))
     if missing:
-        colon = b":"
-        comma = b","
+        colon = ":"
+        comma = ","
         if members:
             first = members[0]
-            colon = buf[string_end(buf, first.key_start) : first.value_start]
+            colon = text[first.key_end : first.value_start]
             if len(members) > 1:
-                comma = buf[first.value_end : members[1].key_start]
-        text = comma.join(json.dumps(k).encode() + colon + v for k, v in missing)
+                comma = text[first.value_end : members[1].key_start]
+        added = comma.join(_quote(k) + colon + v for k, v in missing)
         if members:
-            edits.append((members[-1].value_end, members[-1].value_end, comma + text))
+            edits.append((members[-1].value_end, members[-1].value_end, comma + added))
         else:
-            edits.append((close, close, text))
+            edits.append((close, close, added))
     edits.sort()
     return edits
 
 
-def apply_edits(buf: bytes, edits: Sequence[Edit]) -> bytes:
+def _quote(key: str) -> str:
+    # Our keys are plain ASCII names: skip json.dumps (a few microseconds each) for them.
+    return '"' + key + '"' if key.isidentifier() and key.isascii() else json.dumps(key)
+
+
+def apply_edits(text: str, edits: Sequence[Edit]) -> str:
     """Apply non-overlapping edits given in ascending order."""
-    out: list[bytes] = []
+    out: list[str] = []
     pos = 0
     for start, end, replacement in edits:
-        out.append(buf[pos:start])
+        out.append(text[pos:start])
         out.append(replacement)
         pos = end
-    out.append(buf[pos:])
-    return b"".join(out)
+    out.append(text[pos:])
+    return "".join(out)
 
 
-def value_edits_at(buf: bytes, path: tuple[str, ...], updates: Sequence[tuple[str, bytes]]) -> list[Edit]:
+def value_edits_at(text: str, path: tuple[str, ...], updates: Sequence[tuple[str, str]]) -> list[Edit]:
     """Edits setting `updates` in the object at `path` of the top-level object (empty path: it)."""
-    top = skip_ws(buf, 0)
+    top = top_level_start(text)
     if not path:
-        return object_member_edits(buf, top, updates)
-    span = member_value_span(buf, top, path)
+        return object_member_edits(text, top, updates)
+    span = member_value_span(text, top, path)
     if span is None:
         raise ValueError(f"no object at {'.'.join(path)}")
-    return object_member_edits(buf, span[0], updates)
+    return object_member_edits(text, span[0], updates)
+
+
+def set_members(data: bytes, path: tuple[str, ...], updates: Sequence[tuple[str, str]]) -> bytes:
+    """UTF-8 JSON bytes with `updates` set in the object at `path`; every other byte unchanged."""
+    text = data.decode("utf-8")
+    return apply_edits(text, value_edits_at(text, path, updates)).encode("utf-8")

@@ -1,100 +1,80 @@
-"""Byte offsets inside JSON text that `json.loads` has already accepted.
+"""Offsets inside JSON text that `json.loads` has already accepted.
 
-Only what byte-preserving edits need: where a value ends, where an object's members are. The
-input is assumed valid (callers parse it first), so nothing here re-validates.
+Only what byte-preserving edits need: an object's members with the offsets of their keys and
+values. Works on the decoded text (str): UTF-8 decoding and re-encoding of valid input is
+lossless, so an edit made here changes exactly the bytes it covers. Values are skipped with
+the json module's own C scanner, so walking costs a few calls per member, not a loop per byte.
+The input is assumed valid (callers parse it first), so nothing here re-validates.
 """
 
 from __future__ import annotations
 
 import json
+import json.decoder
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-__all__ = ["Member", "skip_ws", "string_end", "value_end", "object_members", "member_value_span"]
+__all__ = ["Member", "object_members", "member_value_span", "top_level_start"]
 
-_STRUCTURAL = re.compile(rb'["\[\]{}]')
-_LITERAL_END = re.compile(rb"[,}\]\s]")
-_WS = b" \t\r\n"
+# The json module's scanners (C-accelerated; not in typeshed, hence getattr):
+# scan_once(text, index) -> (value, end); scanstring(text, index after the quote) -> (str, end)
+_SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")
+_SCAN_STRING: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")
+_OPEN = re.compile(r"\{[ \t\r\n]*(\})?")
+_COLON = re.compile(r"[ \t\r\n]*:[ \t\r\n]*")
+_SEPARATOR = re.compile(r"[ \t\r\n]*([,}])[ \t\r\n]*")
+_WS = re.compile(r"[ \t\r\n]*")
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     key: str
     key_start: int
+    key_end: int
     value_start: int
     value_end: int
 
 
-def skip_ws(buf: bytes, i: int) -> int:
-    n = len(buf)
-    while i < n and buf[i] in _WS:
-        i += 1
-    return i
+def top_level_start(text: str) -> int:
+    m = _WS.match(text)
+    return m.end() if m else 0
 
 
-def string_end(buf: bytes, i: int) -> int:
-    """`i` at an opening quote; the offset just past the closing quote."""
-    j = i + 1
-    while True:
-        q = buf.index(b'"', j)
-        k = q - 1
-        while buf[k] == 0x5C:  # backslash
-            k -= 1
-        if (q - 1 - k) % 2 == 0:
-            return q + 1
-        j = q + 1
-
-
-def value_end(buf: bytes, i: int) -> int:
-    """`i` at the first byte of a value; the offset just past it."""
-    c = buf[i]
-    if c == 0x22:  # "
-        return string_end(buf, i)
-    if c == 0x7B or c == 0x5B:  # { [
-        depth = 0
-        j = i
-        while True:
-            m = _STRUCTURAL.search(buf, j)
-            if m is None:
-                raise ValueError("unterminated JSON container")
-            ch = buf[m.start()]
-            if ch == 0x22:
-                j = string_end(buf, m.start())
-                continue
-            depth += 1 if ch in b"{[" else -1
-            j = m.end()
-            if depth == 0:
-                return j
-    m = _LITERAL_END.search(buf, i)
-    return m.start() if m else len(buf)
-
-
-def object_members(buf: bytes, i: int) -> tuple[list[Member], int]:
+def object_members(text: str, i: int) -> tuple[list[Member], int]:
     """`i` at `{`: its members in order and the offset of its closing `}`."""
     members: list[Member] = []
-    j = skip_ws(buf, i + 1)
-    if buf[j] == 0x7D:
-        return members, j
+    m = _OPEN.match(text, i)
+    if m is None:
+        raise ValueError("expected a JSON object")
+    if m.group(1):
+        return members, m.end() - 1
+    j = m.end()
     while True:
-        key_end = string_end(buf, j)
-        key = json.loads(buf[j:key_end])
-        vs = skip_ws(buf, skip_ws(buf, key_end) + 1)  # past the colon
-        ve = value_end(buf, vs)
-        members.append(Member(key, j, vs, ve))
-        j = skip_ws(buf, ve)
-        if buf[j] == 0x7D:
-            return members, j
-        j = skip_ws(buf, j + 1)  # past the comma
+        key, key_end = _SCAN_STRING(text, j + 1)
+        colon = _COLON.match(text, key_end)
+        assert colon is not None
+        vs = colon.end()
+        try:
+            _, ve = _SCAN_VALUE(text, vs)
+        except StopIteration:
+            raise ValueError("expected a JSON value") from None
+        members.append(Member(key, j, key_end, vs, ve))
+        sep = _SEPARATOR.match(text, ve)
+        if sep is None:
+            raise ValueError("expected , or } after a JSON value")
+        if sep.group(1) == "}":
+            return members, sep.end() - 1
+        j = sep.end()
 
 
-def member_value_span(buf: bytes, obj_start: int, path: tuple[str, ...]) -> tuple[int, int] | None:
+def member_value_span(text: str, obj_start: int, path: tuple[str, ...]) -> tuple[int, int] | None:
     """Span of the value at `path` of nested objects. The last duplicate key wins, as in json.loads."""
     start = obj_start
     end = -1
     for key in path:
-        if buf[start] != 0x7B:
+        if text[start : start + 1] != "{":
             return None
-        members, _ = object_members(buf, start)
+        members, _ = object_members(text, start)
         found = [m for m in members if m.key == key]
         if not found:
             return None

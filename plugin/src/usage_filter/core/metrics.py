@@ -19,13 +19,13 @@ def _div_round(num: int, den: int) -> int:
     return (2 * num + den) // (2 * den)
 
 
-def format_hundredths(h: int) -> bytes:
+def format_hundredths(h: int) -> str:
     whole, frac = divmod(h, 100)
     if frac == 0:
-        return b"%d" % whole
+        return "%d" % whole
     if frac % 10 == 0:
-        return b"%d.%d" % (whole, frac // 10)
-    return b"%d.%02d" % (whole, frac)
+        return "%d.%d" % (whole, frac // 10)
+    return "%d.%02d" % (whole, frac)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,10 @@ class StreamStats:
     time_per_output_token_ms_x100: int
     tokens_per_second_x100: int
 
-    def fields(self) -> list[tuple[str, bytes]]:
+    def fields(self) -> list[tuple[str, str]]:
         """The three usage keys with their JSON-encoded values, in injection order."""
         return [
-            ("time_to_first_token_ms", b"%d" % self.time_to_first_token_ms),
+            ("time_to_first_token_ms", "%d" % self.time_to_first_token_ms),
             ("time_per_output_token_ms", format_hundredths(self.time_per_output_token_ms_x100)),
             ("tokens_per_second", format_hundredths(self.tokens_per_second_x100)),
         ]
@@ -55,9 +55,9 @@ def stream_stats(start_ns: int, first_ns: int, last_ns: int, output_tokens: int)
     return StreamStats(ttft, tpot_x100, tps_x100)
 
 
-def body_tokens_per_second(start_ns: int, end_ns: int, output_tokens: int) -> bytes:
+def body_tokens_per_second(start_ns: int, end_ns: int, output_tokens: int) -> str:
     """Non-streaming: N * 1000 / (end - start in ms); 0 when the duration is 0."""
     span_ns = max(0, end_ns - start_ns)
     if span_ns == 0 or output_tokens <= 0:
-        return b"0"
+        return "0"
     return format_hundredths(_div_round(output_tokens * 100 * 1_000_000_000, span_ns))

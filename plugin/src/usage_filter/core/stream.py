@@ -27,7 +27,7 @@ from typing import Any
 
 from usage_filter.core.config import Config
 from usage_filter.core.decisions import CONTINUE_BODY, CONTINUE_HEADERS, BodyDecision, HeadersDecision
-from usage_filter.core.inject import Edit, apply_edits, value_edits_at
+from usage_filter.core.inject import Edit, apply_edits, set_members, value_edits_at
 from usage_filter.core.metrics import body_tokens_per_second, stream_stats
 from usage_filter.core.sse import SseFramer
 from usage_filter.core.usage import SseEvent, carries_output, find_usage, may_have_usage, parse_event, parse_json
@@ -37,7 +37,7 @@ __all__ = ["StreamState", "MAX_REQUEST_BODY_BYTES", "client_ip", "request_path"]
 MAX_REQUEST_BODY_BYTES = 1024 * 1024  # larger request bodies are forwarded unmodified
 
 _PASS, _BUFFER, _SSE, _JSON, _FAILED = "pass", "buffer", "sse", "json", "failed"
-_INCLUDE_USAGE = b'{"include_usage":true}'
+_INCLUDE_USAGE = '{"include_usage":true}'
 
 
 def request_path(raw_path: str) -> str:
@@ -208,10 +208,8 @@ class StreamState:
             if options.get("include_usage") is True:
                 return None
             self._strip_usage_only_chunk = options.get("include_usage") is False
-            edits = value_edits_at(body, ("stream_options",), [("include_usage", b"true")])
-        else:
-            edits = value_edits_at(body, (), [("stream_options", _INCLUDE_USAGE)])
-        return apply_edits(body, edits)
+            return set_members(body, ("stream_options",), [("include_usage", "true")])
+        return set_members(body, (), [("stream_options", _INCLUDE_USAGE)])
 
     # -- response --------------------------------------------------------------------------
 
@@ -275,7 +273,7 @@ class StreamState:
         if found is None or found[0] != ("usage",):
             return CONTINUE_BODY
         tps = body_tokens_per_second(self.start_ns, now_ns, found[1])
-        new_body = apply_edits(body, value_edits_at(body, ("usage",), [("tokens_per_second", tps)]))
+        new_body = set_members(body, ("usage",), [("tokens_per_second", tps)])
         return BodyDecision(body=new_body, set_headers=(("content-length", str(len(new_body))),))
 
     def _release_json(self) -> None:
@@ -335,8 +333,9 @@ class StreamState:
         if self._strip_usage_only_chunk and obj.get("choices") == []:
             return b""
         stats = stream_stats(self.start_ns, first_ns, last_ns, output_tokens)
-        edits = value_edits_at(data, path, stats.fields())
-        spliced = _splice_event(event, edits)
+        text = data.decode("utf-8")
+        edits = value_edits_at(text, path, stats.fields())
+        spliced = _splice_event(event, text, edits)
         return raw if spliced is None else spliced
 
     # -- failure ---------------------------------------------------------------------------
@@ -349,27 +348,35 @@ class StreamState:
         return f"token-usage: {where}: {type(exc).__name__}: {exc}; stream passes through unmodified"
 
 
-def _splice_event(event: SseEvent, edits: list[Edit]) -> bytes | None:
-    """Apply edits made on the joined data to the raw event bytes (None: an edit would cross
-    a data line boundary, so the event goes out unmodified)."""
+def _splice_event(event: SseEvent, text: str, edits: list[Edit]) -> bytes | None:
+    """Apply edits made on the joined data (decoded as `text`) to the raw event bytes (None: an
+    edit would cross a data line boundary, so the event goes out unmodified)."""
     raw = event.raw
     spans = event.data_spans
     if len(spans) == 1:
         start, end = spans[0]
-        assert event.data is not None
-        return raw[:start] + apply_edits(event.data, edits) + raw[end:]
+        return raw[:start] + apply_edits(text, edits).encode("utf-8") + raw[end:]
     # Several data lines: each edit must fall within one line of the joined data.
-    raw_edits: list[Edit] = []
+    raw_edits: list[tuple[int, int, bytes]] = []
     offset = 0
-    lines: list[tuple[int, int, int]] = []  # (joined start, joined end, raw start)
+    lines: list[tuple[int, int, int]] = []  # (joined start, joined end, raw start), in bytes
     for start, end in spans:
         lines.append((offset, offset + end - start, start))
         offset += end - start + 1
-    for start, end, replacement in edits:
+    for start_char, end_char, replacement in edits:
+        start = len(text[:start_char].encode("utf-8"))
+        end = start + len(text[start_char:end_char].encode("utf-8"))
         for j_start, j_end, r_start in lines:
             if j_start <= start <= j_end:
                 if end > j_end:
                     return None
-                raw_edits.append((r_start + start - j_start, r_start + end - j_start, replacement))
+                raw_edits.append((r_start + start - j_start, r_start + end - j_start, replacement.encode("utf-8")))
                 break
-    return apply_edits(raw, raw_edits)
+    out: list[bytes] = []
+    pos = 0
+    for start, end, replacement_bytes in raw_edits:
+        out.append(raw[pos:start])
+        out.append(replacement_bytes)
+        pos = end
+    out.append(raw[pos:])
+    return b"".join(out)

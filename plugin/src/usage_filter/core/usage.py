@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from usage_filter.core.jsonspan import skip_ws, string_end
 
 __all__ = [
     "SseEvent",
@@ -35,6 +34,14 @@ _OUTPUT_KEY = re.compile(
 _RESPONSES_TYPE = re.compile(rb'"type"[ \t\r\n]*:[ \t\r\n]*"response\.')
 _OUTPUT_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls", "function_call")
 _TOKEN_KEYS = ("completion_tokens", "output_tokens")
+_BYTES_WS = re.compile(rb"[ \t\r\n]*")
+# "unrolled" string pattern: runs of plain bytes, each escape a two-byte step (no backtracking)
+_BYTES_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def skip_ws(data: bytes, i: int) -> int:
+    m = _BYTES_WS.match(data, i)
+    return m.end() if m else i
 
 
 @dataclass(slots=True)
@@ -86,18 +93,18 @@ def _too_deep(data: bytes) -> bool:
         return False
     depth = 0
     i = 0
-    try:
-        while (m := _STRUCTURAL.search(data, i)) is not None:
-            ch = data[m.start()]
-            if ch == 0x22:
-                i = string_end(data, m.start())
-                continue
-            depth += 1 if ch in b"{[" else -1
-            if depth > MAX_JSON_DEPTH:
-                return True
-            i = m.end()
-    except ValueError:  # unterminated string: json.loads refuses it anyway
-        pass
+    while (m := _STRUCTURAL.search(data, i)) is not None:
+        ch = data[m.start()]
+        if ch == 0x22:
+            end = _BYTES_STRING.match(data, m.start())
+            if end is None:  # unterminated string: json.loads refuses it anyway
+                return False
+            i = end.end()
+            continue
+        depth += 1 if ch in b"{[" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+        i = m.end()
     return False
 
 
