@@ -132,12 +132,43 @@ def main() -> int:
             # raw.wasm traps here: it runs only after the build's --fpcast-emu (see BUILD.md).
             line += f"  wasmtime: {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
         print(line, flush=True)
-    print("V8 (our module):", json.dumps(v8_figures(build_dir / "plugin.wasm", args.vms), indent=2))
+    ours = v8_figures(build_dir / "plugin.wasm", args.vms)
+    print("V8 (our module):", json.dumps(ours, indent=2))
     if args.compare_go:
         from wasm_host.reference_build import fetch_go_build
 
-        print("V8 (Go build 1.2.2):", json.dumps(v8_figures(fetch_go_build(), args.vms), indent=2))
+        go = v8_figures(fetch_go_build(), args.vms)
+        print("V8 (Go build 1.2.2):", json.dumps(go, indent=2))
+        print_v8_ratios(ours, go)
     return 0
+
+
+_V8_ROWS = (
+    ("VM start (ms)", "vm_start_ms"),
+    ("memory per VM (MiB)", "memory_per_vm_bytes"),
+    ("memory after 60 streams (MiB)", "memory_after_streams_bytes"),
+    ("content event ~120 B (us)", "sse_content_callback_us"),
+    ("content event 1 KiB (us)", "sse_content_1k_callback_us"),
+    ("usage event (us)", "usage_callback_us"),
+    ("untracked request body (us)", "untracked_callback_us"),
+    ("200-event stream (us)", "stream_200_events_us"),
+)
+
+
+def _p50(value: object) -> float:
+    if isinstance(value, dict):
+        return float(value.get("p50", value.get("max", 0)))
+    return float(value)  # type: ignore[arg-type]
+
+
+def print_v8_ratios(ours: dict[str, object], go: dict[str, object]) -> None:
+    """p50 side by side (memory: bytes -> MiB); ratio < 1 means ours is cheaper."""
+    print(f"\nV8, Envoy's flags, p50: ours vs the Go build 1.2.2 (ratio < 1: ours is cheaper)")
+    for label, key in _V8_ROWS:
+        a, b = _p50(ours[key]), _p50(go[key])
+        if "memory" in key:
+            a, b = a / MIB, b / MIB
+        print(f"  {label:32s} {a:10.2f} {b:10.2f}   x{a / b:5.2f}")
 
 
 if __name__ == "__main__":

@@ -480,10 +480,44 @@ export function runScenario(scenario) {
 }
 
 const SSE_CONTENT = (i) => `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"token ${i} "}}]}\n\n`;
+const SSE_CONTENT_1K = (i) => `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${"x".repeat(900)} ${i}"}}]}\n\n`;
 const SSE_USAGE = 'data: {"id":"c","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":100,"total_tokens":112}}\n\ndata: [DONE]\n\n';
+const REQUEST_BODY = '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}';
 
-/** VM start (instantiate + start-up callbacks), memory per VM, and per-callback cost of an SSE
- * stream. Figures only; nothing is asserted. */
+const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const summary = (xs) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99) });
+
+/** One stream as a gateway sees it; times each response body callback (microseconds) and the
+ * whole stream. Requests carry :authority (wasm-go matches its config by host). */
+function timedStream(vm, { path, events, chunk }) {
+  const stream = vm.stream();
+  const body = Buffer.from(REQUEST_BODY);
+  const t0 = performance.now();
+  stream.onRequestHeaders([
+    [":method", "POST"], [":path", path], [":authority", "gateway"], [":scheme", "http"],
+    ["content-type", "application/json"], ["content-length", String(body.length)],
+  ]);
+  stream.onRequestBody(body, true);
+  stream.onResponseHeaders([[":status", "200"], ["content-type", "text/event-stream"]]);
+  const contentUs = [];
+  for (let i = 0; i < events; i++) {
+    const data = Buffer.from(chunk(i));
+    const t = performance.now();
+    stream.onResponseBody(data, false);
+    contentUs.push((performance.now() - t) * 1000);
+  }
+  const usage = Buffer.from(SSE_USAGE);
+  const t = performance.now();
+  const last = stream.onResponseBody(usage, true);
+  const usageUs = (performance.now() - t) * 1000;
+  const streamUs = (performance.now() - t0) * 1000;
+  stream.close();
+  return { contentUs, usageUs, streamUs, injected: last.body.includes("tokens_per_second") };
+}
+
+/** VM start (instantiate + start-up callbacks), memory per VM, and per-callback cost of SSE
+ * streams: small content events, 1 KiB content events, the usage event, an untracked request,
+ * and a whole 200-event stream. Figures only; nothing is asserted. */
 export function bench(wasmPath, { vms = 20, events = 200, config = "{}" } = {}) {
   const bytes = readFileSync(wasmPath);
   let t = performance.now();
@@ -500,38 +534,29 @@ export function bench(wasmPath, { vms = 20, events = 200, config = "{}" } = {}) 
     live.push(vm);
   }
   const vm = live[0];
-  const callbackUs = [];
   const streams = 20;
+  const small = [], large = [], untracked = [], usage = [], whole = [];
   let injected = 0;
   for (let s = 0; s < streams; s++) {
-    const stream = vm.stream();
-    const body = Buffer.from('{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}');
-    stream.onRequestHeaders([
-      [":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "gateway"], [":scheme", "http"],
-      ["content-type", "application/json"], ["content-length", String(body.length)],
-    ]);
-    stream.onRequestBody(body, true);
-    stream.onResponseHeaders([[":status", "200"], ["content-type", "text/event-stream"]]);
-    for (let i = 0; i < events; i++) {
-      const chunk = Buffer.from(SSE_CONTENT(i));
-      t = performance.now();
-      stream.onResponseBody(chunk, false);
-      callbackUs.push((performance.now() - t) * 1000);
-    }
-    const last = stream.onResponseBody(Buffer.from(SSE_USAGE), true);
-    if (last.body.includes("tokens_per_second")) injected++;
-    stream.close();
+    const a = timedStream(vm, { path: "/v1/chat/completions", events, chunk: SSE_CONTENT });
+    small.push(...a.contentUs); usage.push(a.usageUs); whole.push(a.streamUs);
+    if (a.injected) injected++;
+    large.push(...timedStream(vm, { path: "/v1/chat/completions", events: 50, chunk: SSE_CONTENT_1K }).contentUs);
+    untracked.push(...timedStream(vm, { path: "/v1/models", events: 50, chunk: SSE_CONTENT }).contentUs);
   }
-  const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
   return {
     module: wasmPath,
     module_bytes: bytes.length,
     compile_ms: compileMs,
-    vm_start_ms: { p50: pct(startMs, 50), p90: pct(startMs, 90), max: Math.max(...startMs), first: startMs[0] },
+    vm_start_ms: { p50: percentile(startMs, 50), p90: percentile(startMs, 90), max: Math.max(...startMs), first: startMs[0] },
     memory_per_vm_bytes: { min: Math.min(...memory), max: Math.max(...memory) },
     memory_after_streams_bytes: vm.memoryBytes(),
     streams_with_statistics: `${injected}/${streams}`, // the module really did its work
-    sse_content_callback_us: { p50: pct(callbackUs, 50), p90: pct(callbackUs, 90), p99: pct(callbackUs, 99) },
+    sse_content_callback_us: summary(small),
+    sse_content_1k_callback_us: summary(large),
+    usage_callback_us: summary(usage),
+    untracked_callback_us: summary(untracked),
+    stream_200_events_us: summary(whole),
     errors: vm.logMessages(LogLevel.ERROR),
   };
 }
