@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import AnyStr
 
 from usage_filter.core.jsonspan import member_value_span, object_members, top_level_start
 
@@ -58,16 +59,16 @@ def _quote(key: str) -> str:
     return '"' + key + '"' if key.isidentifier() and key.isascii() else json.dumps(key)
 
 
-def apply_edits(text: str, edits: Sequence[Edit]) -> str:
-    """Apply non-overlapping edits given in ascending order."""
-    out: list[str] = []
+def apply_edits(text: AnyStr, edits: Sequence[tuple[int, int, AnyStr]]) -> AnyStr:
+    """Apply non-overlapping edits given in ascending order (to text or to bytes)."""
+    out: list[AnyStr] = []
     pos = 0
     for start, end, replacement in edits:
         out.append(text[pos:start])
         out.append(replacement)
         pos = end
     out.append(text[pos:])
-    return "".join(out)
+    return text[:0].join(out)
 
 
 def value_edits_at(text: str, path: tuple[str, ...], updates: Sequence[tuple[str, str]]) -> list[Edit]:

@@ -372,11 +372,4 @@ def _splice_event(event: SseEvent, text: str, edits: list[Edit]) -> bytes | None
                     return None
                 raw_edits.append((r_start + start - j_start, r_start + end - j_start, replacement.encode("utf-8")))
                 break
-    out: list[bytes] = []
-    pos = 0
-    for start, end, replacement_bytes in raw_edits:
-        out.append(raw[pos:start])
-        out.append(replacement_bytes)
-        pos = end
-    out.append(raw[pos:])
-    return b"".join(out)
+    return apply_edits(raw, raw_edits)
