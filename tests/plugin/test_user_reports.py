@@ -34,3 +34,16 @@ def test_vllm_embeddings_and_rerank_with_zero_completion_tokens_never_modified(
     ex = drive(None, Request(path=path, body=[b'{"model":"bge","input":"hi"}']), resp)
     assert ex.client_body == body
     assert ex.client_header("content-length") == [str(len(body))]
+
+
+def test_removed_usage_chunk_leaves_no_stray_lf_when_its_crlf_is_split(drive: Driver) -> None:
+    # plugin.md: "A CR and its LF may arrive in different callbacks." and, for an explicit
+    # include_usage:false, "remove the usage-only chunk ... so the client sees what it asked for".
+    # Found through the gateway: the event ending "\r\n\r" is removed, its final "\n" (next
+    # callback) still goes out, so the client gets an extra blank line.
+    content = b'data: {"choices":[{"delta":{"content":"a"}}]}\r\n\r\n'
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\r\n\r\n'
+    done = b"data: [DONE]\r\n\r\n"
+    request = Request(body=[b'{"model":"m","stream":true,"stream_options":{"include_usage":false}}'])
+    ex = drive(None, request, Response([content, usage[:20], usage[20:-1], usage[-1:] + done]))
+    assert ex.client_body == content + done
