@@ -94,6 +94,7 @@ class StreamState:
         self._request_bytes = 0
         self._request_has_length = False
         self._strip_usage_only_chunk = False  # the client explicitly asked for no usage
+        self._drop_split_lf = False  # a removed event ended in CR: its LF may come next
         self._response_mode = _PASS
         self._framer: SseFramer | None = None
         self._json_chunks: list[bytes] = []
@@ -270,7 +271,9 @@ class StreamState:
         body = b"".join(self._json_chunks)
         self._release_json()
         found = find_usage(parse_json(body))
-        if found is None or found[0] != ("usage",):
+        # No output tokens (embeddings, rerank; vLLM reports `completion_tokens: 0` there): no
+        # rate to report, so the body is not touched.
+        if found is None or found[0] != ("usage",) or found[1] == 0:
             return CONTINUE_BODY
         tps = body_tokens_per_second(self.start_ns, now_ns, found[1])
         new_body = set_members(body, ("usage",), [("tokens_per_second", tps)])
@@ -292,6 +295,7 @@ class StreamState:
             return BodyDecision(body=held_before + chunk, error=self._fail("SSE framing", exc))
         if len(pieces) == 1 and not end_of_stream and pieces[0][0] and pieces[0][1] is chunk:
             # The common case: the callback is exactly one complete event.
+            self._drop_split_lf = False
             try:
                 raw = self._on_event(chunk, now_ns)
             except Exception as exc:  # noqa: BLE001
@@ -300,6 +304,11 @@ class StreamState:
         out: list[bytes] = []
         error: str | None = None
         for is_event, raw in pieces:
+            if self._drop_split_lf:
+                # The LF of a removed event's final CRLF, split into this callback, goes too.
+                self._drop_split_lf = False
+                if not is_event and raw == b"\n":
+                    continue
             if is_event and error is None:
                 try:
                     raw = self._on_event(raw, now_ns)
@@ -331,6 +340,7 @@ class StreamState:
         first_ns = self._first_output_ns if self._first_output_ns is not None else self._first_data_ns
         last_ns = self._last_output_ns if self._last_output_ns is not None else now_ns
         if self._strip_usage_only_chunk and obj.get("choices") == []:
+            self._drop_split_lf = raw.endswith(b"\r")
             return b""
         stats = stream_stats(self.start_ns, first_ns, last_ns, output_tokens)
         text = data.decode("utf-8")
