@@ -246,3 +246,18 @@ async def test_concurrent_streams_share_one_vm_and_each_get_their_usage(module_g
     assert all(text == REPLY for text, _ in results)
     assert all(all(name in usage for name in STAT_FIELDS) for _, usage in results)
     assert module_gateway.gateway.vm.live_contexts == 0
+
+
+async def test_expect_100_continue_is_answered_here_not_forwarded(go_build_wasm: Path) -> None:
+    # curl sends `Expect: 100-continue` for bodies over 1 MiB; forwarded, the upstream client
+    # would wait for a second 100 that a plain upstream never sends (a user report).
+    transport = MockTransport(lambda _req: MockResponse(200, [("content-type", "application/json")], [b"{}"]))
+    running = await _gateway_with(go_build_wasm, transport)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(running.url + "/v1/files", data=b"x" * 2048, expect100=True) as response:
+                assert response.status == 200
+    finally:
+        await running.stop()
+    sent = transport.requests[0]
+    assert all(name.lower() != "expect" for name, _ in sent.headers)

@@ -89,3 +89,25 @@ def test_gateway_process_serves_and_stops_cleanly_on_sigterm(go_build_wasm: Path
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_plugin_start_up_warnings_are_shown(built_plugin_wasm: Path) -> None:
+    # The plugin warns about unknown keys while it starts, before the gateway's log handler
+    # exists; a user who misspells a key must still see it (a user report).
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenusage", "gateway", "--plugin", str(built_plugin_wasm),
+         "--config", '{"realIPToHeder":"x-real-ip"}', "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed after the warnings
+        assert "gateway listening" in line
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert '"realIPToHeder"' in err and "unknown config key" in err

@@ -171,7 +171,9 @@ class _Exchange:
         ]
         raw = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
                for k, v in request.raw_headers]
-        headers += [(k.lower(), v) for k, v in strip_hop_by_hop(raw) if k.lower() != "host"]
+        # `expect: 100-continue` was answered here (aiohttp sends the 100 and reads the body), as
+        # Envoy does; forwarded, it would make the upstream client wait for a second 100.
+        headers += [(k.lower(), v) for k, v in strip_hop_by_hop(raw) if k.lower() not in ("host", "expect")]
         has_body = request.body_exists
         if self._take(self.stream.on_request_headers(headers, end_of_stream=not has_body)):
             return self.stream.local_response

@@ -96,6 +96,10 @@ async def _serve(options: GatewayOptions) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    # What the plugin said while starting (e.g. "unknown config key ... ignored") was logged
+    # before the handler existed: show its warnings now.
+    for message in running.gateway.vm.log_messages(LogLevel.WARN):
+        print(f"plugin: {message}", file=sys.stderr, flush=True)
     print(f"gateway listening on {running.url} -> {options.upstream} (plugin {options.plugin})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
