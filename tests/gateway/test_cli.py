@@ -111,3 +111,22 @@ def test_plugin_start_up_warnings_are_shown(built_plugin_wasm: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert '"realIPToHeder"' in err and "unknown config key" in err
+
+
+@pytest.mark.parametrize("value", ["", "  ", "null", "{}"])
+def test_empty_or_null_config_means_defaults(value: str) -> None:
+    from usage_gateway.cli import load_config
+
+    assert load_config(value) == value.encode()
+
+
+@pytest.mark.parametrize("value,kind", [("[1]", "an array"), ('"x"', "a string"), ("true", "a boolean"), ("5", None)])
+def test_non_object_config_named_in_json_terms(value: str, kind: str | None) -> None:
+    from usage_gateway.cli import StartError, load_config
+
+    if kind is None:  # not recognisable as inline JSON at all
+        with pytest.raises(StartError, match="neither a readable file nor inline JSON"):
+            load_config(value)
+        return
+    with pytest.raises(StartError, match=f"must be a JSON object, not {kind}$"):
+        load_config(value)

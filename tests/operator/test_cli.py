@@ -41,3 +41,9 @@ def test_render_options_and_no_policy() -> None:
     assert result.returncode == 0, result.stderr
     assert "namespace: gw" in result.stdout and "url: oci://r/p:2" in result.stdout
     assert tokenusage("render", "-", stdin="kind: ConfigMap\n").returncode == 2
+
+
+def test_render_missing_file_is_one_line() -> None:
+    result = tokenusage("render", "no/such/policy.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot read no/such/policy.yaml: No such file or directory"

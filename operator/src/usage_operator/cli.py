@@ -44,7 +44,11 @@ def _policy_documents(text: str) -> list[dict[str, Any]]:
 
 def run_render(args: argparse.Namespace) -> int:
     settings = OperatorSettings()
-    text = sys.stdin.read() if str(args.policy) == "-" else args.policy.read_text()
+    try:
+        text = sys.stdin.read() if str(args.policy) == "-" else args.policy.read_text()
+    except OSError as exc:
+        print(f"error: cannot read {args.policy}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     try:
         policies = _policy_documents(text)
     except (ValueError, yaml.YAMLError) as exc:

@@ -15,13 +15,21 @@ from usage_filter.core.stream import StreamState
 _MS = 1_000_000
 
 
+class _InputError(Exception):
+    """A file or argument that cannot be read: one line for the user."""
+
+
 def _read_config(value: str | None) -> bytes | None:
+    """A JSON file or inline JSON (the same inputs `tokenusage gateway --config` takes)."""
     if value is None:
         return None
     path = Path(value)
-    if not value.lstrip().startswith("{") and path.exists():
+    if path.is_file():
         return path.read_bytes()
-    return value.encode()
+    stripped = value.strip()
+    if not stripped or stripped[0] in '{["' or stripped in ("null", "true", "false"):
+        return value.encode()
+    raise _InputError(f"config {value!r} is neither a readable file nor inline JSON")
 
 
 def add_arguments_check_config(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +39,7 @@ def add_arguments_check_config(parser: argparse.ArgumentParser) -> None:
 def run_check_config(args: argparse.Namespace) -> int:
     try:
         parsed = parse_config(_read_config(args.config))
-    except ConfigError as exc:
+    except (ConfigError, _InputError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for warning in parsed.warnings:
@@ -73,9 +81,12 @@ def run_replay(args: argparse.Namespace) -> int:
     try:
         config = _read_config(args.config)
         parse_config(config)
-    except ConfigError as exc:
+        body = sys.stdin.buffer.read() if args.stream == "-" else Path(args.stream).read_bytes()
+    except (ConfigError, _InputError) as exc:
         print(exc, file=sys.stderr)
         return 1
-    body = sys.stdin.buffer.read() if args.stream == "-" else Path(args.stream).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.stream}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     sys.stdout.buffer.write(replay(body, config, args.path, args.chunk_bytes, args.interval_ms))
     return 0

@@ -36,16 +36,18 @@ def load_config(value: str) -> bytes:
     path = Path(value)
     if path.is_file():
         raw, origin = path.read_bytes(), str(path)
-    elif value.lstrip().startswith(("{", "[", '"')) or value.strip() in ("null", "true", "false"):
+    elif not value.strip() or value.lstrip().startswith(("{", "[", '"')) or value.strip() in ("null", "true", "false"):
         raw, origin = value.encode(), "inline config"
     else:
         raise StartError(f"config {value!r} is neither a readable file nor inline JSON")
     try:
-        parsed = json.loads(raw) if raw.strip() else {}
+        parsed = json.loads(raw) if raw.strip() else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StartError(f"{origin} is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise StartError(f"{origin} must be a JSON object, not {type(parsed).__name__}")
+    # Empty and null mean all defaults, as in the plugin's contract.
+    if parsed is not None and not isinstance(parsed, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(parsed), "a number")
+        raise StartError(f"{origin} must be a JSON object, not {kind}")
     return raw
 
 
