@@ -47,3 +47,30 @@ def test_render_missing_file_is_one_line() -> None:
     result = tokenusage("render", "no/such/policy.yaml")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot read no/such/policy.yaml: No such file or directory"
+
+
+def test_render_explains_refused_values_without_regexes() -> None:
+    # A user report: pattern errors used to print the raw regex.
+    policy = (
+        "apiVersion: gateway.gpustack.ai/v1alpha1\nkind: TokenUsagePolicy\nmetadata: {name: p}\n"
+        'spec: {realIPToHeader: "bad header", enableOnPathSuffix: [chat], pluginImage: "ftp://x"}\n'
+    )
+    result = tokenusage("render", "-", stdin=policy)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "error: default/p: spec.realIPToHeader: \"bad header\" is not a header name (an RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~)",
+        "error: default/p: spec.enableOnPathSuffix.0: \"chat\" is not a path suffix: starts with '/', no '?', '#', whitespace or trailing '/'",
+        'error: default/p: spec.pluginImage: "ftp://x" is not oci://REPOSITORY[:TAG][@sha256:DIGEST], http(s)://URL or file://PATH',
+    ]
+
+
+def test_render_model_rule_errors_name_spec_not_an_empty_path() -> None:
+    policy = (
+        "apiVersion: gateway.gpustack.ai/v1alpha1\nkind: TokenUsagePolicy\nmetadata: {name: p}\n"
+        "spec: {realIPToHeader: x-b, realIPHeader: x-a}\n"
+    )
+    result = tokenusage("render", "-", stdin=policy)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: default/p: spec: realIPHeader")
+    assert "spec.:" not in result.stderr and "Value error" not in result.stderr

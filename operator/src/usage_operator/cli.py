@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .models import POLICY_API_VERSION, POLICY_KIND, OperatorSettings, PolicySpec
+from .models import POLICY_API_VERSION, POLICY_KIND, OperatorSettings, PolicySpec, spec_errors
 from .render import RenderError, render_wasm_plugin
 
 __all__ = ["add_arguments_operator", "add_arguments_render", "run_operator", "run_render"]
@@ -71,9 +71,8 @@ def run_render(args: argparse.Namespace) -> int:
                 default_plugin_image=args.default_plugin_image or settings.default_plugin_image,
             )
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = ".".join(str(p) for p in error["loc"])
-                print(f"error: {namespace}/{name}: spec.{loc}: {error['msg']}", file=sys.stderr)
+            for line in spec_errors(exc):
+                print(f"error: {namespace}/{name}: {line}", file=sys.stderr)
             return 1
         except RenderError as exc:
             print(f"error: {namespace}/{name}: {exc}", file=sys.stderr)

@@ -34,6 +34,7 @@ from .models import (
     OperatorSettings,
     PolicySpec,
     Reason,
+    spec_errors,
 )
 from .render import RenderedPlugin, RenderError, render_wasm_plugin, wasm_plugin_name
 
@@ -275,9 +276,7 @@ class Reconciler:
             try:
                 cached = PolicySpec.model_validate(dict(snapshot.spec))
             except ValidationError as exc:
-                cached = "; ".join(
-                    f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                )
+                cached = "; ".join(spec_errors(exc))
             if len(self._specs) > 100_000:
                 self._specs.clear()
             self._specs[cache_key] = cached

@@ -12,6 +12,7 @@ from .policy import (
     PolicySpec,
     Targets,
     image_digest,
+    spec_errors,
 )
 from .resources import (
     POLICY_GROUP,
@@ -62,6 +63,7 @@ __all__ = [
     "WasmPluginRef",
     "WasmPluginSpec",
     "image_digest",
+    "spec_errors",
     "POLICY_GROUP",
     "POLICY_VERSION",
     "POLICY_KIND",

@@ -21,6 +21,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -92,6 +93,33 @@ _TARGETS_MAX_ITEMS: Final = 256
 IngressName = Annotated[str, StringConstraints(pattern=_INGRESS_PATTERN, max_length=317)]
 DomainName = Annotated[str, StringConstraints(pattern=_DOMAIN_PATTERN, max_length=253)]
 ServiceName = Annotated[str, StringConstraints(pattern=_SERVICE_PATTERN, max_length=259)]
+
+
+# What each pattern means, for people: a refused value is explained with these, not the regex.
+_PATTERN_HINTS: Final = {
+    HEADER_NAME_RE.pattern: "a header name (an RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~)",
+    _SUFFIX_PATTERN: "a path suffix: starts with '/', no '?', '#', whitespace or trailing '/'",
+    _IMAGE_PATTERN: "oci://REPOSITORY[:TAG][@sha256:DIGEST], http(s)://URL or file://PATH",
+    _DNS1123_SUBDOMAIN: "a DNS-1123 name (lower-case letters, digits, '-' and '.')",
+    _INGRESS_PATTERN: "an ingress name, [namespace/]name, in lower case",
+    _DOMAIN_PATTERN: "a lower-case host name, optionally starting with '*.'",
+    _SERVICE_PATTERN: "a service, name[.namespace[.svc...]][:port], in lower case",
+}
+
+
+def spec_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, each naming the field (`spec.<path>`) and what is allowed."""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        message = error["msg"]
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if error["type"] == "string_pattern_mismatch" and pattern in _PATTERN_HINTS:
+            message = f"{json.dumps(error['input'])} is not {_PATTERN_HINTS[pattern]}"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        lines.append(f"spec.{loc}: {message}" if loc else f"spec: {message}")
+    return lines
 
 
 class ImagePullPolicy(str, Enum):
