@@ -173,6 +173,21 @@ def _kube_error(exc: Exception) -> KubeError:
 
 
 _TRANSPORT_ERRORS: Final = (ApiException, urllib3.exceptions.HTTPError, OSError)
+_RAISE: Final = object()  # `if_absent` default: a 404 is an error like any other
+_GONE: Final = object()  # `if_absent` marker for "the object is not there"
+
+
+def _call(fn: Callable[..., Any], *args: Any, if_absent: Any = _RAISE, **kwargs: Any) -> Any:
+    """One API call with the request timeout; every failure becomes a KubeError, except a 404
+    when the caller says what an absent object means (`if_absent`)."""
+    try:
+        return fn(*args, _request_timeout=_TIMEOUT, **kwargs)
+    except ApiException as exc:
+        if exc.status == 404 and if_absent is not _RAISE:
+            return if_absent
+        raise _kube_error(exc) from None
+    except _TRANSPORT_ERRORS as exc:
+        raise _kube_error(exc) from None
 
 
 def _kubeconfig_path(explicit: str | None) -> str | None:
@@ -235,123 +250,81 @@ class KubeClient:
     # --- WasmPlugins (gateway namespace) ---
 
     def get_wasm_plugin(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self._custom.get_namespaced_custom_object(
-                WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, name, _request_timeout=_TIMEOUT
-            )
-            return result
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _kube_error(exc) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        result: dict[str, Any] | None = _call(
+            self._custom.get_namespaced_custom_object,
+            WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, name, if_absent=None,
+        )
+        return result
 
     def create_wasm_plugin(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
         self._on_write(WASM_PLURAL, "create")
-        try:
-            result: dict[str, Any] = self._custom.create_namespaced_custom_object(
-                WASM_GROUP, WASM_VERSION, meta["namespace"], WASM_PLURAL, body,
-                _request_timeout=_TIMEOUT,
-            )
-            return result
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        result: dict[str, Any] = _call(
+            self._custom.create_namespaced_custom_object,
+            WASM_GROUP, WASM_VERSION, meta["namespace"], WASM_PLURAL, body,
+        )
+        return result
 
     def replace_wasm_plugin(self, body: dict[str, Any]) -> dict[str, Any]:
         """PUT; `body.metadata.resourceVersion` makes a concurrent change a 409."""
         meta = body["metadata"]
         self._on_write(WASM_PLURAL, "update")
-        try:
-            result: dict[str, Any] = self._custom.replace_namespaced_custom_object(
-                WASM_GROUP, WASM_VERSION, meta["namespace"], WASM_PLURAL, meta["name"], body,
-                _request_timeout=_TIMEOUT,
-            )
-            return result
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        result: dict[str, Any] = _call(
+            self._custom.replace_namespaced_custom_object,
+            WASM_GROUP, WASM_VERSION, meta["namespace"], WASM_PLURAL, meta["name"], body,
+        )
+        return result
 
     def delete_wasm_plugin(self, namespace: str, name: str) -> bool:
         """Delete; False when it was already gone (not an error)."""
         self._on_write(WASM_PLURAL, "delete")
-        try:
-            self._custom.delete_namespaced_custom_object(
-                WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, name, _request_timeout=_TIMEOUT
-            )
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _kube_error(exc) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        result = _call(
+            self._custom.delete_namespaced_custom_object,
+            WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, name, if_absent=_GONE,
+        )
+        return result is not _GONE
 
     def list_wasm_plugins(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        try:
-            result = self._custom.list_namespaced_custom_object(
-                WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL,
-                label_selector=label_selector, _request_timeout=_TIMEOUT,
-            )
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
-        return list(result.get("items") or [])  # type: ignore[union-attr]
+        result = _call(
+            self._custom.list_namespaced_custom_object,
+            WASM_GROUP, WASM_VERSION, namespace, WASM_PLURAL, label_selector=label_selector,
+        )
+        return list(result.get("items") or [])
 
     # --- TokenUsagePolicies ---
 
     def list_policies(self, namespaces: list[str]) -> list[dict[str, Any]]:
         """Every policy in these namespaces (empty: all namespaces)."""
         items: list[dict[str, Any]] = []
-        try:
-            if not namespaces:
-                result = self._custom.list_cluster_custom_object(
-                    POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL, _request_timeout=_TIMEOUT
-                )
-                items.extend(result.get("items") or [])  # type: ignore[union-attr]
-            for namespace in namespaces:
-                result = self._custom.list_namespaced_custom_object(
-                    POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, _request_timeout=_TIMEOUT
-                )
-                items.extend(result.get("items") or [])  # type: ignore[union-attr]
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        if not namespaces:
+            result = _call(self._custom.list_cluster_custom_object, POLICY_GROUP, POLICY_VERSION, POLICY_PLURAL)
+            items.extend(result.get("items") or [])
+        for namespace in namespaces:
+            result = _call(
+                self._custom.list_namespaced_custom_object,
+                POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL,
+            )
+            items.extend(result.get("items") or [])
         return items
 
     def policy_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self._custom.get_namespaced_custom_object(
-                POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, name, _request_timeout=_TIMEOUT
-            )
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _kube_error(exc) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        result = _call(
+            self._custom.get_namespaced_custom_object,
+            POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, name, if_absent=_GONE,
+        )
+        return result is not _GONE
 
     # --- TokenUsagePolicy status ---
 
     def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """JSON merge patch of the status subresource (`None` values delete keys)."""
         self._on_write(f"{POLICY_PLURAL}/status", "patch")
-        try:
-            self._custom.patch_namespaced_custom_object_status(
-                POLICY_GROUP,
-                POLICY_VERSION,
-                namespace,
-                POLICY_PLURAL,
-                name,
-                {"status": patch},
-                _content_type="application/merge-patch+json",
-                _request_timeout=_TIMEOUT,
-            )
-        except ApiException as exc:
-            if exc.status == 404:  # the policy is gone: nothing to report on
-                return
-            raise _kube_error(exc) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _kube_error(exc) from None
+        # A policy that is gone (404) has nothing to report on.
+        _call(
+            self._custom.patch_namespaced_custom_object_status,
+            POLICY_GROUP, POLICY_VERSION, namespace, POLICY_PLURAL, name, {"status": patch},
+            _content_type="application/merge-patch+json", if_absent=None,
+        )
 
     # --- Events (soft) ---
 
