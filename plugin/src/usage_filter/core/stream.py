@@ -82,6 +82,42 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+class _OverCap:
+    """What `_HeldBody.collect` answers once a body is past its cap."""
+
+
+_OVER_CAP = _OverCap()
+
+
+class _HeldBody:
+    """A body collected while the host holds it, up to a cap."""
+
+    __slots__ = ("_chunks", "_size")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def collect(self, chunk: bytes, end_of_stream: bool, cap_bytes: int) -> bytes | _OverCap | None:
+        """None: keep holding. `_OVER_CAP`: past the cap, let it all go as it came. Else the
+        whole body. Either answer but None leaves nothing held."""
+        if chunk:
+            self._chunks.append(chunk)
+            self._size += len(chunk)
+        if self._size > cap_bytes:
+            self.clear()
+            return _OVER_CAP
+        if not end_of_stream:
+            return None
+        body = b"".join(self._chunks)
+        self.clear()
+        return body
+
+    def clear(self) -> None:
+        self._chunks = []
+        self._size = 0
+
+
 class StreamState:
     """One HTTP stream through the filter."""
 
@@ -90,15 +126,13 @@ class StreamState:
         self.start_ns = 0
         self.tracked = False
         self._request_mode = _PASS
-        self._request_chunks: list[bytes] = []
-        self._request_bytes = 0
+        self._request_body_held = _HeldBody()
         self._request_has_length = False
         self._strip_usage_only_chunk = False  # the client explicitly asked for no usage
         self._drop_split_lf = False  # a removed event ended in CR: its LF may come next
         self._response_mode = _PASS
         self._framer: SseFramer | None = None
-        self._json_chunks: list[bytes] = []
-        self._json_bytes = 0
+        self._json_body_held = _HeldBody()
         self._first_data_ns: int | None = None
         self._first_output_ns: int | None = None
         self._last_output_ns: int | None = None
@@ -178,26 +212,17 @@ class StreamState:
             return BodyDecision(error=self._fail("request body", exc))
 
     def _request_body(self, chunk: bytes, end_of_stream: bool) -> BodyDecision:
-        if chunk:
-            self._request_chunks.append(chunk)
-            self._request_bytes += len(chunk)
-        if self._request_bytes > MAX_REQUEST_BODY_BYTES:
-            self._release_request()
-            return CONTINUE_BODY
-        if not end_of_stream:
+        body = self._request_body_held.collect(chunk, end_of_stream, MAX_REQUEST_BODY_BYTES)
+        if body is None:
             return BodyDecision(pause=True)
-        body = b"".join(self._request_chunks)
-        self._release_request()
+        self._request_mode = _PASS
+        if isinstance(body, _OverCap):
+            return CONTINUE_BODY
         new_body = self._with_include_usage(body)
         if new_body is None:
             return CONTINUE_BODY
         set_headers = (("content-length", str(len(new_body))),) if self._request_has_length else ()
         return BodyDecision(body=new_body, set_headers=set_headers)
-
-    def _release_request(self) -> None:
-        self._request_mode = _PASS
-        self._request_chunks = []
-        self._request_bytes = 0
 
     def _with_include_usage(self, body: bytes) -> bytes | None:
         """The body with stream_options.include_usage = true, or None to leave it alone."""
@@ -260,16 +285,12 @@ class StreamState:
         return CONTINUE_BODY
 
     def _json_body(self, chunk: bytes, end_of_stream: bool, now_ns: int) -> BodyDecision:
-        if chunk:
-            self._json_chunks.append(chunk)
-            self._json_bytes += len(chunk)
-        if self._json_bytes > self.config.max_response_body_bytes:
-            self._release_json()
-            return CONTINUE_BODY
-        if not end_of_stream:
+        body = self._json_body_held.collect(chunk, end_of_stream, self.config.max_response_body_bytes)
+        if body is None:
             return BodyDecision(pause=True)
-        body = b"".join(self._json_chunks)
-        self._release_json()
+        self._response_mode = _PASS
+        if isinstance(body, _OverCap):
+            return CONTINUE_BODY
         found = find_usage(parse_json(body))
         # No output tokens (embeddings, rerank; vLLM reports `completion_tokens: 0` there): no
         # rate to report, so the body is not touched.
@@ -278,11 +299,6 @@ class StreamState:
         tps = body_tokens_per_second(self.start_ns, now_ns, found[1])
         new_body = set_members(body, ("usage",), [("tokens_per_second", tps)])
         return BodyDecision(body=new_body, set_headers=(("content-length", str(len(new_body))),))
-
-    def _release_json(self) -> None:
-        self._response_mode = _PASS
-        self._json_chunks = []
-        self._json_bytes = 0
 
     def _sse_body(self, chunk: bytes, end_of_stream: bool, now_ns: int) -> BodyDecision:
         framer = self._framer
@@ -353,8 +369,8 @@ class StreamState:
     def _fail(self, where: str, exc: BaseException) -> str:
         self._response_mode = _FAILED
         self._request_mode = _PASS
-        self._request_chunks = []
-        self._json_chunks = []
+        self._request_body_held.clear()
+        self._json_body_held.clear()
         return f"token-usage: {where}: {type(exc).__name__}: {exc}; stream passes through unmodified"
 
 
